@@ -1,0 +1,23 @@
+"""Keeps config tests from leaking sys.path entries and modules imported from tmp dirs."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _restore_imports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Restores sys.path and forgets modules loaded from pytest's temp dirs after each test."""
+    saved_path = list(sys.path)
+    before = set(sys.modules)
+    yield
+    sys.path[:] = saved_path
+    base = str(tmp_path_factory.getbasetemp())
+    for name in set(sys.modules) - before:
+        module = sys.modules[name]
+        places = [getattr(module, "__file__", None) or "", *getattr(module, "__path__", [])]
+        if any(str(p).startswith(base) for p in places):
+            del sys.modules[name]

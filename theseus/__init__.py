@@ -1,0 +1,1 @@
+"""theseus: train language models from scratch in JAX."""

@@ -1,0 +1,1 @@
+"""Data: corpora, tokenizers, tokenized shards on disk and grain input pipelines."""

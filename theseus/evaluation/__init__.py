@@ -1,0 +1,1 @@
+"""Evaluation: validation loss, sampling, and end-of-run reports."""

@@ -1,0 +1,1 @@
+"""Training: trainer, train step, optimizers, schedules, checkpointing, metrics and sharding."""

@@ -1,0 +1,80 @@
+"""The jit-compiled training and evaluation steps, as pure functions of a state dict.
+
+The train state is a plain pytree ``{"params", "opt_state", "step"}`` where ``params`` is
+the model's nested dict of arrays; ``nnx.merge`` rebinds it to the module inside the step.
+Dropout keys are ``fold_in(seed_key, step)``, so no RNG state has to be carried or saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+State = dict[str, Any]
+
+
+def cross_entropy(logits_BTV: jax.Array, targets_BT: jax.Array) -> jax.Array:
+    """Mean next-token cross-entropy in nats, computed in float32."""
+    return optax.softmax_cross_entropy_with_integer_labels(
+        logits_BTV.astype(jnp.float32), targets_BT).mean()
+
+
+def make_loss_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
+    """``loss(params, tokens_BT1, dropout_key)`` for windows of ``seq_len + 1`` tokens."""
+    def loss_fn(params: dict, tokens_BT1: jax.Array, key: jax.Array | None) -> jax.Array:
+        model = nnx.merge(graphdef, params)
+        return cross_entropy(model(tokens_BT1[:, :-1], key), tokens_BT1[:, 1:])
+    return loss_fn
+
+
+def _grads(loss_fn: Callable, params: dict, tokens_BT1: jax.Array, key: jax.Array | None,
+           microbatches: int) -> tuple[jax.Array, dict]:
+    """Loss and gradient of the batch, summed over ``microbatches`` sequential slices."""
+    grad_fn = jax.value_and_grad(loss_fn)
+    if microbatches == 1:
+        return grad_fn(params, tokens_BT1, key)
+    B, T1 = tokens_BT1.shape
+    # Microbatch i takes every m-th row, so each device keeps its own rows.
+    micro_MBT = tokens_BT1.reshape(B // microbatches, microbatches, T1).swapaxes(0, 1)
+    keys = (jax.random.split(key, microbatches) if key is not None
+            else jnp.zeros((microbatches,), jnp.uint32))
+
+    def body(carry, xs):
+        loss_sum, grad_sum = carry
+        tokens, k = xs
+        loss, grads = grad_fn(params, tokens, k if key is not None else None)
+        return (loss_sum + loss, jax.tree.map(jnp.add, grad_sum, grads)), None
+
+    zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+    (loss, grads), _ = jax.lax.scan(body, (jnp.zeros((), jnp.float32), zeros), (micro_MBT, keys))
+    scale = 1.0 / microbatches
+    return loss * scale, jax.tree.map(lambda g, p: (g * scale).astype(p.dtype), grads, params)
+
+
+def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
+                    lr_schedule: optax.Schedule, seed: int, dropout: bool,
+                    microbatches: int = 1) -> Callable[[State, jax.Array], tuple[State, dict]]:
+    """One optimizer step over a global batch; returns the new state and scalar metrics."""
+    loss_fn = make_loss_fn(graphdef)
+
+    def train_step(state: State, tokens_BT1: jax.Array) -> tuple[State, dict]:
+        key = jax.random.fold_in(jax.random.key(seed), state["step"]) if dropout else None
+        loss, grads = _grads(loss_fn, state["params"], tokens_BT1, key, microbatches)
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        metrics = {"train/loss": loss, "train/grad_norm": optax.tree.norm(grads),
+                   "train/lr": lr_schedule(state["step"])}
+        return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
+
+    return train_step
+
+
+def make_eval_step(graphdef: nnx.GraphDef) -> Callable[[dict, jax.Array], jax.Array]:
+    """Mean validation loss of one batch, without dropout."""
+    loss_fn = make_loss_fn(graphdef)
+    return lambda params, tokens_BT1: loss_fn(params, tokens_BT1, None)
