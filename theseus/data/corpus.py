@@ -35,7 +35,7 @@ def markdown_to_play_text(markdown: str) -> str:
         line = line.rstrip()
         if line.startswith("#"):
             line = line.lstrip("#").strip()
-        speaker = re.fullmatch(r"\*\*(.+?)\*\*", line)
+        speaker = re.fullmatch(r"\*\*([^*]+)\*\*", line)
         if speaker:
             line = speaker.group(1) + ":"
         elif re.fullmatch(r"_(.+)_", line):

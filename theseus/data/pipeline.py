@@ -29,7 +29,7 @@ def default_data_root() -> pathlib.Path:
 
 
 class TokenWindows(grain.sources.RandomAccessDataSource):
-    """Non-overlapping windows of ``seq_len + 1`` tokens (inputs and shifted targets)."""
+    """Windows of ``seq_len + 1`` tokens (inputs, shifted targets); neighbours share one token."""
 
     def __init__(self, tokens: np.ndarray, seq_len: int):
         self._tokens, self._window = tokens, seq_len + 1

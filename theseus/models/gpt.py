@@ -80,7 +80,7 @@ class Attention(nnx.Module):
     """Multi-head causal self-attention with a fused QKV projection."""
 
     def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs):
-        D, H, K = cfg.d_model, cfg.num_heads, cfg.head_dim
+        D = cfg.d_model
         std_out = 0.02 / math.sqrt(2 * cfg.num_layers)
         kw = dict(rngs=rngs, use_bias=cfg.use_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype)
         self.qkv = layers.Dense(D, 3 * D, ("embed", "heads"), **kw)
