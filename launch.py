@@ -36,6 +36,8 @@ def _user_message(error: Exception) -> str:
 
 def main(argv: list[str]) -> None:
     """Entry point after absl parsed the flags."""
+    if not FLAGS["verbosity"].present:  # orbax and jax log a page of INFO lines otherwise
+        logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}; overrides go in --fdl_set=path=value.")
     import fiddle as fdl
@@ -56,7 +58,6 @@ def main(argv: list[str]) -> None:
         _fail(str(e))
     except (ValueError, TypeError) as e:
         _fail(_user_message(e))
-    logging.info("workdir %s", workdir.resolve())
     summary = experiment.run(workdir, started_at=STARTED_AT)
     print(f"final validation loss {summary['val/loss']:.4f} nats; unigram entropy of the "
           f"validation tokens {summary['val/unigram_entropy']:.4f} nats "

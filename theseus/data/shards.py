@@ -37,12 +37,16 @@ def split_of(name: str, text: str, val_fraction: float) -> str:
 
 
 def assign_splits(docs: Sequence[tuple[str, str]], val_fraction: float) -> dict[str, list[int]]:
-    """Indices of the documents in each split; at least one document goes to ``val``."""
+    """Indices of the documents in each split; with two or more documents, each split gets
+    at least one."""
     splits: dict[str, list[int]] = {"train": [], "val": []}
     for i, (name, text) in enumerate(docs):
         splits[split_of(name, text, val_fraction)].append(i)
-    if not splits["val"] and len(docs) > 1:
-        splits["val"].append(splits["train"].pop())
+    if len(docs) > 1:
+        if not splits["val"]:
+            splits["val"].append(splits["train"].pop())
+        if not splits["train"]:
+            splits["train"].append(splits["val"].pop(0))
     return splits
 
 

@@ -49,12 +49,19 @@ class GPTConfig:
                              f"d_model / num_heads = {self.d_model // self.num_heads}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}.")
+        for name, allowed in (("position", ("learned", "rope")),
+                              ("attention", ("reference", "dot_product"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"model.{name} must be one of {allowed}, "
+                                 f"got {getattr(self, name)!r}.")
         for name in ("dtype", "param_dtype"):
             try:
-                jnp.dtype(getattr(self, name))
+                floating = jnp.issubdtype(jnp.dtype(getattr(self, name)), jnp.floating)
             except TypeError:
-                raise ValueError(f"model.{name} '{getattr(self, name)}' is not a dtype; "
-                                 f"use e.g. 'float32' or 'bfloat16'.") from None
+                floating = False
+            if not floating:
+                raise ValueError(f"model.{name} '{getattr(self, name)}' is not a floating-point "
+                                 f"dtype; use e.g. 'float32' or 'bfloat16'.")
 
     @property
     def head_dim(self) -> int:

@@ -34,12 +34,12 @@ class StateFactory:
                  mesh: Mesh):
         abstract_model = nnx.eval_shape(lambda: model_cfg.make(nnx.Rngs(0)))
         self.graphdef, abstract_vars = nnx.split(abstract_model)
-        self.abstract_params = abstract_vars.to_pure_dict()
-        param_shardings = sharding.state_shardings(abstract_vars, mesh).to_pure_dict()
+        self.abstract_params = nnx.to_pure_dict(abstract_vars)
+        param_shardings = nnx.to_pure_dict(sharding.state_shardings(abstract_vars, mesh))
 
         def init() -> dict[str, Any]:
             _, variables = nnx.split(model_cfg.make(nnx.Rngs(params=seed)))
-            params = jax.lax.with_sharding_constraint(variables.to_pure_dict(), param_shardings)
+            params = jax.lax.with_sharding_constraint(nnx.to_pure_dict(variables), param_shardings)
             return {"params": params, "opt_state": tx.init(params),
                     "step": jnp.zeros((), jnp.int32)}
 

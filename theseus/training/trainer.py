@@ -94,7 +94,8 @@ def train(exp: "Experiment", workdir: pathlib.Path, started_at: float | None = N
     if start:
         state = ckpt.restore(start, factory.abstract, data_iter)
         truncate_metrics(workdir / "metrics.jsonl", start)
-        logging.info("resumed from the checkpoint of step %d", start)
+        if jax.process_index() == 0:
+            tqdm.write(f"resuming {workdir} from the checkpoint of step {start}")
     else:
         state = factory.init()
 
