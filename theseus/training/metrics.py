@@ -85,10 +85,10 @@ class MetricsLogger:
         self.last = {**self.last, **values, "step": step}
 
     def restart_window(self) -> None:
-        """Excludes time spent outside training steps (eval, saving) from tokens/s."""
+        """Flushes, then starts timing afresh, so that time spent outside training steps
+        (compilation, evaluation) does not count against tokens/s."""
+        self.flush()
         self._window_start = time.perf_counter()
-        if self._queue:
-            self._window_step = self._queue[0][0] - 1
 
     def close(self) -> None:
         """Flushes and closes both outputs."""

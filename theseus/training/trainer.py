@@ -121,7 +121,6 @@ def train(exp: "Experiment", workdir: pathlib.Path, started_at: float | None = N
         if first_step_s is None:
             jax.block_until_ready(metrics)
             compile_s, first_step_s = time.perf_counter() - t, time.time() - started_at
-            logger.flush()
             logger.restart_window()
         if step % cfg.log_every == 0 or step == cfg.num_steps:
             row = logger.flush()
@@ -129,7 +128,7 @@ def train(exp: "Experiment", workdir: pathlib.Path, started_at: float | None = N
                             mfu=f"{row['mfu']:.1%}", refresh=False)
         bar.update(1)
         if step % cfg.eval_every == 0 or step == cfg.num_steps:
-            logger.flush()
+            logger.flush()  # the train rows of this step come before its validation row
             val_loss = _evaluate(eval_fn, state["params"], val_batches, mesh)
             logger.write(step, {"val/loss": val_loss})
             bar.write(f"step {step}: validation loss {val_loss:.4f}")
