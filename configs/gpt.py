@@ -47,8 +47,8 @@ def tiny() -> fdl.Config[Experiment]:
     vocabulary), context 128, trained on Shakespeare for 800 steps x 16 sequences
     (1.6M tokens).
 
-    Hardware: a laptop or 2 CPU cores, in about 3 minutes. Validation loss ends near 4.2
-    nats, about 1.6 below the unigram entropy of the validation tokens (5.8).
+    Hardware: a laptop or 2 CPU cores, in about 3.5 minutes (~8,500 tokens/s). Validation
+    loss ends near 4.34 nats, 1.68 below the unigram entropy of the validation tokens (6.02).
     """
     return base(num_layers=4, d_model=128, num_heads=4, seq_len=128, vocab_size=2048,
                 batch_size=16, num_steps=800, learning_rate=3e-3, warmup_steps=50,

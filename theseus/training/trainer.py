@@ -5,12 +5,16 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 from absl import logging
+from jax.sharding import Mesh
 from tqdm import tqdm
+
+from theseus.data.pipeline import Prepared
 
 from theseus.evaluation import report
 from theseus.evaluation.sampling import sample
@@ -60,35 +64,35 @@ class Trainer:
                              f"{n_devices}.")
 
 
-def _evaluate(eval_fn, params, batches: list[np.ndarray], mesh) -> float:
+def _evaluate(eval_fn: Callable, params: dict, batches: list[np.ndarray], mesh: Mesh) -> float:
     losses = [eval_fn(params, sharding.global_batch(b, mesh)) for b in batches]
     return float(np.mean(jax.device_get(losses)))
 
 
-def _sample_text(exp: "Experiment", factory: StateFactory, params, tokenizer) -> str:
-    ids = sample(factory.graphdef, params, [tokenizer.eot_id], exp.trainer.sample_tokens,
-                 exp.model.seq_len, tokenizer.vocab_size, seed=exp.trainer.seed)
-    return tokenizer.decode(ids)
+@dataclasses.dataclass
+class _Run:
+    """Everything a training loop works with, set up (and restored) by ``_setup``."""
+
+    mesh: Mesh
+    prepared: Prepared
+    factory: StateFactory
+    data_iter: Iterator[np.ndarray]
+    val_batches: list[np.ndarray]
+    ckpt: Checkpointer
+    state: dict[str, Any]
+    start: int
 
 
-def train(exp: "Experiment", workdir: pathlib.Path, started_at: float | None = None
-          ) -> dict[str, Any]:
-    """Trains ``exp`` in ``workdir``, resuming from its newest checkpoint; returns the summary."""
-    started_at = started_at or time.time()
-    cfg, model_cfg = exp.trainer, exp.model
+def _setup(exp: "Experiment", workdir: pathlib.Path) -> _Run:
+    """Prepares data, builds the state, and restores the newest checkpoint if there is one."""
+    cfg = exp.trainer
     mesh = sharding.make_mesh()
-    cfg.check_devices(jax.device_count())
     prepared = exp.data.prepare()
-    if model_cfg.vocab_size < prepared.tokenizer.vocab_size:
-        raise ValueError(f"model.vocab_size ({model_cfg.vocab_size}) is smaller than the "
-                         f"tokenizer's vocabulary ({prepared.tokenizer.vocab_size}).")
     tx = exp.optimizer.make(cfg.num_steps)
-    lr_schedule = exp.optimizer.schedule.make(exp.optimizer.learning_rate, cfg.num_steps)
-    factory = StateFactory(model_cfg, tx, cfg.seed, mesh)
-    data_iter = iter(exp.data.train_loader(prepared, model_cfg.seq_len, cfg.batch_size, cfg.seed))
-    val_batches = exp.data.val_batches(prepared, model_cfg.seq_len, cfg.batch_size,
+    factory = StateFactory(exp.model, tx, cfg.seed, mesh)
+    data_iter = iter(exp.data.train_loader(prepared, exp.model.seq_len, cfg.batch_size, cfg.seed))
+    val_batches = exp.data.val_batches(prepared, exp.model.seq_len, cfg.batch_size,
                                        cfg.eval_batches)
-
     ckpt = Checkpointer(workdir / "checkpoints", cfg.keep_checkpoints)
     start = ckpt.latest_step() or 0
     if start:
@@ -98,29 +102,36 @@ def train(exp: "Experiment", workdir: pathlib.Path, started_at: float | None = N
             tqdm.write(f"resuming {workdir} from the checkpoint of step {start}")
     else:
         state = factory.init()
+    return _Run(mesh, prepared, factory, data_iter, val_batches, ckpt, state, start)
 
-    step_fn = jax.jit(make_train_step(factory.graphdef, tx, lr_schedule, cfg.seed,
+
+def _loop(exp: "Experiment", run: _Run, workdir: pathlib.Path, started_at: float
+          ) -> dict[str, Any]:
+    """Runs the remaining steps with evaluation, logging and checkpoints; returns timings."""
+    cfg, model_cfg = exp.trainer, exp.model
+    tx = exp.optimizer.make(cfg.num_steps)
+    lr_schedule = exp.optimizer.schedule.make(exp.optimizer.learning_rate, cfg.num_steps)
+    step_fn = jax.jit(make_train_step(run.factory.graphdef, tx, lr_schedule, cfg.seed,
                                       model_cfg.dropout > 0, cfg.grad_accum_steps),
                       donate_argnums=0)
-    eval_fn = jax.jit(make_eval_step(factory.graphdef))
-    tokens_per_step = cfg.batch_size * model_cfg.seq_len
+    eval_fn = jax.jit(make_eval_step(run.factory.graphdef))
     peak, peak_source = peak_flops()
-    logger = MetricsLogger(workdir, tokens_per_step, model_cfg.flops_per_token(), peak, start)
-    logging.info("peak %.3g FLOP/s (%s); %.3g FLOPs per token", peak, peak_source,
-                 model_cfg.flops_per_token())
-
-    bar = tqdm(total=cfg.num_steps, initial=start, unit="step", dynamic_ncols=True,
+    logging.info("peak %.3g FLOP/s (%s)", peak, peak_source)
+    logger = MetricsLogger(workdir, cfg.batch_size * model_cfg.seq_len,
+                           model_cfg.flops_per_token(), peak, run.start)
+    bar = tqdm(total=cfg.num_steps, initial=run.start, unit="step", dynamic_ncols=True,
                disable=not cfg.progress or jax.process_index() != 0)
-    first_step_s = compile_s = None
-    val_loss, saved_step = None, start
-    for step in range(start + 1, cfg.num_steps + 1):
-        batch = sharding.global_batch(next(data_iter), mesh)
+    timings: dict[str, Any] = {"seconds_to_first_step": None, "compile_seconds": None}
+    val_loss = None
+    for step in range(run.start + 1, cfg.num_steps + 1):
+        batch = sharding.global_batch(next(run.data_iter), run.mesh)
         t = time.perf_counter()
-        state, metrics = step_fn(state, batch)
+        run.state, metrics = step_fn(run.state, batch)
         logger.push(step, metrics)
-        if first_step_s is None:
+        if timings["compile_seconds"] is None:  # one sync, to time compilation
             jax.block_until_ready(metrics)
-            compile_s, first_step_s = time.perf_counter() - t, time.time() - started_at
+            timings["compile_seconds"] = time.perf_counter() - t
+            timings["seconds_to_first_step"] = time.time() - started_at
             logger.restart_window()
         if step % cfg.log_every == 0 or step == cfg.num_steps:
             row = logger.flush()
@@ -129,26 +140,42 @@ def train(exp: "Experiment", workdir: pathlib.Path, started_at: float | None = N
         bar.update(1)
         if step % cfg.eval_every == 0 or step == cfg.num_steps:
             logger.flush()  # the train rows of this step come before its validation row
-            val_loss = _evaluate(eval_fn, state["params"], val_batches, mesh)
+            val_loss = _evaluate(eval_fn, run.state["params"], run.val_batches, run.mesh)
             logger.write(step, {"val/loss": val_loss})
             bar.write(f"step {step}: validation loss {val_loss:.4f}")
             logger.restart_window()
         if step % cfg.checkpoint_every == 0 or step == cfg.num_steps:
-            ckpt.save(step, state, data_iter)
-            saved_step = step
+            run.ckpt.save(step, run.state, run.data_iter)
     bar.close()
     logger.close()
-    ckpt.close()
-
+    run.ckpt.close()
     if val_loss is None:  # the run was already complete: evaluate the restored state
-        val_loss = _evaluate(eval_fn, state["params"], val_batches, mesh)
-    entropy = report.unigram_entropy(np.concatenate([b[:, 1:].ravel() for b in val_batches]))
-    summary = {"step": int(jax.device_get(state["step"])), "val/loss": val_loss,
-               "val/unigram_entropy": entropy, "seconds_to_first_step": first_step_s,
-               "compile_seconds": compile_s, "last_checkpoint": saved_step,
-               "last_metrics": logger.last}
+        val_loss = _evaluate(eval_fn, run.state["params"], run.val_batches, run.mesh)
+    return {**timings, "val/loss": val_loss, "last_metrics": logger.last}
+
+
+def _report(exp: "Experiment", run: _Run, workdir: pathlib.Path, results: dict[str, Any]
+            ) -> dict[str, Any]:
+    """The summary: final loss against the unigram entropy, loss curve, and a text sample."""
+    targets = np.concatenate([b[:, 1:].ravel() for b in run.val_batches])
+    summary = {"step": int(jax.device_get(run.state["step"])),
+               "val/unigram_entropy": report.unigram_entropy(targets), **results}
     if jax.process_index() == 0:
         report.plot_losses(workdir / "metrics.jsonl", workdir / "loss.png")
-        summary["sample"] = _sample_text(exp, factory, state["params"], prepared.tokenizer)
+        tokenizer = run.prepared.tokenizer
+        ids = sample(run.factory.graphdef, run.state["params"], [tokenizer.eot_id],
+                     exp.trainer.sample_tokens, exp.model.seq_len, tokenizer.vocab_size,
+                     seed=exp.trainer.seed)
+        summary["sample"] = tokenizer.decode(ids)
         report.write_summary(workdir, summary)
     return summary
+
+
+def train(exp: "Experiment", workdir: pathlib.Path, started_at: float | None = None
+          ) -> dict[str, Any]:
+    """Trains ``exp`` in ``workdir``, resuming from its newest checkpoint; returns the summary
+    (final validation loss, unigram entropy of the validation tokens, timings, a sample)."""
+    exp.validate()
+    run = _setup(exp, workdir)
+    results = _loop(exp, run, workdir, started_at or time.time())
+    return _report(exp, run, workdir, results)
