@@ -28,43 +28,20 @@ def _fail(message: str) -> None:
     sys.exit(USAGE_ERROR)
 
 
-def _user_message(error: Exception) -> str:
-    """The message of an error raised while building, without fiddle's context suffix."""
-    inner = error.args[0] if error.args and isinstance(error.args[0], BaseException) else error
-    return str(inner)
-
-
 def main(argv: list[str]) -> None:
     """Entry point after absl parsed the flags."""
     if not FLAGS["verbosity"].present:  # orbax and jax log a page of INFO lines otherwise
         logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}; overrides go in --fdl_set=path=value.")
-    import fiddle as fdl
-
-    from theseus.config import write_config
-    from theseus.experiment import Experiment
+    from theseus.runner import describe, prepare_run
 
     try:
-        cfg = config_from_flags()
         workdir = workdir_from_flags()
-        experiment = fdl.build(cfg)
-        if not isinstance(experiment, Experiment):
-            raise ConfigError(f"the config builds a {type(experiment).__name__}, not an "
-                              f"Experiment; return fdl.Config(Experiment, ...) from it.")
-        experiment.validate()
-        write_config(cfg, workdir)
+        experiment = prepare_run(config_from_flags(), workdir)
     except ConfigError as e:
         _fail(str(e))
-    except (ValueError, TypeError) as e:
-        _fail(_user_message(e))
-    summary = experiment.run(workdir, started_at=STARTED_AT)
-    print(f"final validation loss {summary['val/loss']:.4f} nats; unigram entropy of the "
-          f"validation tokens {summary['val/unigram_entropy']:.4f} nats "
-          f"({summary['val/unigram_entropy'] - summary['val/loss']:.2f} below)")
-    if "sample" in summary:
-        print("sample:\n" + summary["sample"])
-    print(f"run directory: {workdir} (metrics.jsonl, loss.png, tensorboard/, checkpoints/)")
+    print(describe(experiment.run(workdir, started_at=STARTED_AT), workdir))
 
 
 if __name__ == "__main__":
