@@ -1,9 +1,12 @@
 """Run an experiment: ``uv run launch.py --config=configs/gpt.py:tiny [--fdl_set=...]``.
 
 Order of events: load the config function, apply ``--fiddler`` / ``--fdl_set`` in command-line
-order, build and validate it, write ``config.json`` + ``config.txt`` to the workdir, then
-train (resuming if the workdir has checkpoints). A user mistake prints one ``error:`` line,
-writes nothing and exits with code 2.
+order, build and validate it, lock the workdir, check a resumed run's config for changes,
+write ``config.json`` + ``config.txt``, then train (resuming from the newest usable
+checkpoint). A user mistake prints one ``error:`` line, writes nothing and exits with code 2.
+
+Exit codes: 0 finished; 1 training failed (non-finite loss, checkpoint write error); 2 a
+user mistake; 75 preempted by SIGTERM/SIGINT/SIGUSR1 after saving a checkpoint (requeue).
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ import sys  # noqa: E402
 
 from absl import app, flags, logging  # noqa: E402
 
-from theseus.config import ConfigError, config_from_flags, define_flags, workdir_from_flags  # noqa: E402
+from theseus.config import config_from_flags, define_flags, workdir_from_flags  # noqa: E402
 
 define_flags()
+flags.DEFINE_bool("allow_config_change", False,
+                  "Resume even though the config changes what the run computes.")
+flags.DEFINE_bool("from_scratch", False,
+                  "If no checkpoint in the workdir can be restored, move them aside and start over.")
 FLAGS = flags.FLAGS
 USAGE_ERROR = 2
 
@@ -34,14 +41,18 @@ def main(argv: list[str]) -> None:
         logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}; overrides go in --fdl_set=path=value.")
-    from theseus.runner import describe, prepare_run
+    from theseus.runner import RUN_ERRORS, describe, exit_code_for, run
 
     try:
         workdir = workdir_from_flags()
-        experiment = prepare_run(config_from_flags(), workdir)
-    except ConfigError as e:
-        _fail(str(e))
-    print(describe(experiment.run(workdir, started_at=STARTED_AT), workdir))
+        summary = run(config_from_flags(), workdir, started_at=STARTED_AT,
+                      allow_config_change=FLAGS.allow_config_change,
+                      from_scratch=FLAGS.from_scratch)
+    except RUN_ERRORS as e:  # the documented ways a run ends early; anything else is a bug
+        code = exit_code_for(e)
+        print(f"{'stopped' if code == 75 else 'error'}: {e}", file=sys.stderr)
+        sys.exit(code)
+    print(describe(summary, workdir))
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ class Experiment:
             raise ValueError(f"optimizer.schedule does not fit trainer.num_steps="
                              f"{self.trainer.num_steps}: {e}") from None
 
-    def run(self, workdir: pathlib.Path | str, started_at: float | None = None) -> dict[str, Any]:
-        """Trains in ``workdir`` (resuming if it holds checkpoints) and returns the summary."""
+    def run(self, workdir: pathlib.Path | str, started_at: float | None = None,
+            from_scratch: bool = False) -> dict[str, Any]:
+        """Trains in ``workdir`` (resuming if it holds checkpoints) and returns the summary.
+        ``from_scratch`` moves unusable checkpoints aside instead of raising."""
         workdir = pathlib.Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
-        return train(self, workdir, started_at)
+        return train(self, workdir, started_at, from_scratch)

@@ -1,20 +1,35 @@
-"""Turning a config into a finished run: build, validate, write the config, train.
+"""Turning a config into a finished run: build, validate, lock, check, write, train.
 
-``launch.py``, the ``theseus`` command and ``quick()`` all go through ``prepare_run`` and
-``run``, so a user mistake is reported the same way everywhere: a ``ConfigError`` raised
-before anything is written.
+``launch.py``, the ``theseus`` command and ``quick()`` all go through ``start_run``, so a
+user mistake is reported the same way everywhere: a ``ConfigError`` raised before
+anything is written.
+
+Exit codes (``exit_code_for``): 0 finished, 2 a user mistake (bad config, workdir in use,
+a config change on resume, no usable checkpoint), 75 preempted after saving (requeue),
+1 training failed (a non-finite loss, a checkpoint that could not be written).
 """
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import fiddle as fdl
 
 from theseus.config import ConfigError, write_config
+from theseus.config.diff import check_resume_change, format_diff
+from theseus.config.loading import load_config
 from theseus.experiment import Experiment
+from theseus.training.checkpoint import CheckpointError, NoUsableCheckpointError
+from theseus.training.lock import WorkdirLock, WorkdirLockedError
+from theseus.training.loop import Preempted, TrainingError
+from theseus.training.status import read_status, write_status
+
+USAGE_ERROR, FAILED = 2, 1
+RUN_ERRORS = (ConfigError, Preempted, TrainingError, CheckpointError)
 
 
 def user_message(error: Exception) -> str:
@@ -36,19 +51,69 @@ def build_experiment(cfg: fdl.Buildable) -> Experiment:
     return experiment
 
 
+def _check_config_change(cfg: fdl.Buildable, workdir: pathlib.Path, allow: bool) -> None:
+    """Refuses a resume whose config changes the run's math, unless ``allow``."""
+    saved = workdir / "config.json"
+    if not saved.exists() or not (workdir / "checkpoints").exists():
+        return
+    old, _ = load_config(str(saved))
+    rows = check_resume_change(old, cfg, allow)
+    if rows:
+        print(f"resuming with a changed config:\n{format_diff(rows)}")
+
+
 def prepare_run(cfg: fdl.Buildable, workdir: pathlib.Path) -> Experiment:
-    """Builds and validates ``cfg``, then writes ``config.json`` and ``config.txt``."""
+    """Builds and validates ``cfg`` and writes its config files, without locking the workdir
+    (for tools that only record a run; training goes through ``start_run``/``run``)."""
     experiment = build_experiment(cfg)
     write_config(cfg, workdir)
     return experiment
 
 
-def run(cfg: fdl.Buildable, workdir: pathlib.Path | str, started_at: float | None = None
-        ) -> dict[str, Any]:
+@contextlib.contextmanager
+def start_run(cfg: fdl.Buildable, workdir: pathlib.Path, allow_config_change: bool = False
+              ) -> Iterator[Experiment]:
+    """Builds and checks ``cfg``, locks ``workdir``, writes the config, and yields the
+    experiment to run while holding the lock. Raises ``ConfigError`` before writing anything."""
+    experiment = build_experiment(cfg)
+    lock = WorkdirLock(workdir)
+    try:
+        lock.acquire()
+    except WorkdirLockedError as e:
+        raise ConfigError(str(e)) from None
+    try:
+        _check_config_change(cfg, workdir, allow_config_change)
+        write_config(cfg, workdir)
+        yield experiment
+    finally:
+        lock.release()
+
+
+def run(cfg: fdl.Buildable, workdir: pathlib.Path | str, started_at: float | None = None,
+        allow_config_change: bool = False, from_scratch: bool = False) -> dict[str, Any]:
     """Builds ``cfg`` and trains it in ``workdir`` (resuming if it has checkpoints)."""
     started_at = started_at or time.time()
     workdir = pathlib.Path(workdir)
-    return prepare_run(cfg, workdir).run(workdir, started_at=started_at)
+    with start_run(cfg, workdir, allow_config_change) as experiment:
+        try:
+            return experiment.run(workdir, started_at=started_at, from_scratch=from_scratch)
+        except (CheckpointError, TrainingError) as e:
+            status = read_status(workdir) or {}
+            if status.get("state") != "failed":
+                write_status(workdir, "failed", status.get("step", 0),
+                             experiment.trainer.num_steps, str(e))
+            raise
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The documented exit code for an error that ends a run."""
+    if isinstance(error, Preempted):
+        return Preempted.exit_code
+    if isinstance(error, ConfigError):
+        return USAGE_ERROR
+    if isinstance(error, NoUsableCheckpointError):
+        return USAGE_ERROR
+    return FAILED
 
 
 def describe(summary: dict[str, Any], workdir: pathlib.Path) -> str:

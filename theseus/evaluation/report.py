@@ -49,3 +49,15 @@ def plot_losses(metrics_path: pathlib.Path, out_png: pathlib.Path) -> None:
 def write_summary(workdir: pathlib.Path, summary: dict[str, Any]) -> None:
     """Writes ``summary.json`` atomically."""
     atomic_write_text(workdir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def params_fingerprint(params: Any) -> str:
+    """sha256 over every parameter's bytes, in tree order: equal iff bit-identical."""
+    import hashlib
+
+    import jax
+
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(jax.device_get(params)):
+        h.update(np.ascontiguousarray(leaf).tobytes())
+    return h.hexdigest()

@@ -1,40 +1,68 @@
-"""Checkpoints: an asynchronous orbax CheckpointManager holding the train state and the
-grain iterator position, so that a restarted run continues with the very next batch."""
+"""Checkpoints: an asynchronous orbax CheckpointManager holding the train state and the grain
+iterator position, so that a restarted run continues with the very next batch.
+
+A checkpoint counts only once orbax has committed it (renamed from its temporary name and
+written ``commit_success.txt``). On restore, checkpoints that are incomplete or unreadable
+are skipped with a warning, newest first, down to the newest good one.
+"""
 
 from __future__ import annotations
 
 import pathlib
+import time
 from typing import Any
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
+
+COMMIT_MARKER = "commit_success.txt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written, or none of those on disk can be read."""
+
+
+class NoUsableCheckpointError(CheckpointError):
+    """Checkpoints exist, but none of them can be restored."""
+
+
+def _options(keep: int, keep_every: int | None) -> ocp.CheckpointManagerOptions:
+    return ocp.CheckpointManagerOptions(max_to_keep=keep, keep_period=keep_every or None,
+                                        enable_async_checkpointing=True,
+                                        cleanup_tmp_directories=True)
 
 
 class Checkpointer:
     """Saves and restores ``{"state": train state, "data": grain iterator}`` under ``directory``.
 
     Saves are asynchronous: ``save`` returns once the arrays are copied off the device, and
-    orbax writes them in the background; a checkpoint counts only once committed.
+    orbax writes them in the background. ``keep`` newest checkpoints are kept, plus every
+    checkpoint whose step is a multiple of ``keep_every`` (when set).
     """
 
-    def __init__(self, directory: pathlib.Path, keep: int):
+    def __init__(self, directory: pathlib.Path, keep: int, keep_every: int | None = None):
+        self.directory = directory.absolute()
         self._manager = ocp.CheckpointManager(
-            directory.absolute(),
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep,
-                                                 enable_async_checkpointing=True),
+            self.directory, options=_options(keep, keep_every),
             item_handlers={"state": ocp.StandardCheckpointHandler(),
                            "data": grain.checkpoint.CheckpointHandler()})
 
-    def latest_step(self) -> int | None:
-        """The newest committed step, or None when there is none."""
-        return self._manager.latest_step()
+    def steps(self) -> list[int]:
+        """Steps of the checkpoints on disk, newest first."""
+        return sorted(self._manager.all_steps(), reverse=True)
 
-    def save(self, step: int, state: Any, data_iterator: grain.DataLoaderIterator) -> None:
-        """Starts saving ``state`` and the iterator position as checkpoint ``step``."""
-        self._manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=grain.checkpoint.CheckpointSave(data_iterator)))
+    def save(self, step: int, state: Any, data_iterator: grain.DataLoaderIterator) -> float:
+        """Starts saving checkpoint ``step``; returns how long the training loop was blocked."""
+        t = time.perf_counter()
+        try:
+            self._manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=grain.checkpoint.CheckpointSave(data_iterator)))
+        except Exception as e:  # an earlier async save may surface here, too
+            raise CheckpointError(_save_failure(self.directory, step, e)) from e
+        return time.perf_counter() - t
 
     def restore(self, step: int, abstract_state: Any,
                 data_iterator: grain.DataLoaderIterator) -> Any:
@@ -45,13 +73,101 @@ class Checkpointer:
             data=grain.checkpoint.CheckpointRestore(data_iterator)))
         return restored["state"]
 
+    def restore_newest(self, abstract_state: Any, data_iterator: grain.DataLoaderIterator
+                       ) -> tuple[int, Any] | None:
+        """The newest checkpoint that restores, as ``(step, state)``; None if there are none.
+
+        Raises ``CheckpointError`` when checkpoints exist but none can be read.
+        """
+        steps = self.steps()
+        for step in steps:
+            if not (self.directory / str(step) / COMMIT_MARKER).exists():
+                logging.warning("checkpoint %d has no commit marker (incomplete); skipping it", step)
+                continue
+            try:
+                return step, self.restore(step, abstract_state, data_iterator)
+            except Exception as e:  # a truncated or corrupt file: fall back to an older one
+                logging.warning("checkpoint %d cannot be read (%s); trying an older one",
+                                step, str(e).splitlines()[0][:200])
+        if steps:
+            raise NoUsableCheckpointError(
+                f"none of the {len(steps)} checkpoints in {self.directory} can be restored "
+                f"(steps {', '.join(map(str, steps))}); pass --from_scratch to move them aside "
+                f"and start again, or restore them from a backup.")
+        return None
+
     def wait(self) -> None:
         """Blocks until pending saves are committed."""
-        self._manager.wait_until_finished()
+        try:
+            self._manager.wait_until_finished()
+        except Exception as e:
+            raise CheckpointError(_save_failure(self.directory, None, e)) from e
 
     def close(self) -> None:
         """Waits for pending saves and releases the manager."""
-        self._manager.wait_until_finished()
+        self.wait()
+        self._manager.close()
+
+
+def _save_failure(directory: pathlib.Path, step: int | None, error: Exception) -> str:
+    what = f"checkpoint {step}" if step is not None else "a checkpoint"
+    older = [p.name for p in sorted(directory.glob("[0-9]*")) if (p / COMMIT_MARKER).exists()]
+    kept = f"the previous checkpoints ({', '.join(older)}) are intact" if older else \
+        "no earlier checkpoint exists"
+    return f"saving {what} in {directory} failed ({type(error).__name__}: {error}); {kept}."
+
+
+def move_aside(directory: pathlib.Path) -> pathlib.Path | None:
+    """Renames an unusable checkpoint folder out of the way (never deletes it)."""
+    if not directory.exists():
+        return None
+    target = directory.with_name(f"{directory.name}.unusable-{int(time.time())}")
+    directory.rename(target)
+    return target
+
+
+class BestCheckpoint:
+    """The state with the lowest validation loss so far, under its own folder (``best/``).
+
+    Orbax writes it under a temporary name and renames it into place, so ``best/`` always
+    holds one complete checkpoint; the previous best is removed only after that.
+    """
+
+    def __init__(self, directory: pathlib.Path):
+        self.directory = directory.absolute()
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=ocp.CheckpointManagerOptions(
+                max_to_keep=1, enable_async_checkpointing=True, cleanup_tmp_directories=True),
+            item_handlers={"state": ocp.StandardCheckpointHandler(),
+                           "meta": ocp.JsonCheckpointHandler()})
+        self.best_loss = self._saved_loss()
+
+    def _saved_loss(self) -> float:
+        step = self._manager.latest_step()
+        if step is None:
+            return float("inf")
+        meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return float(meta["meta"]["val/loss"])
+
+    def offer(self, step: int, state: Any, val_loss: float) -> bool:
+        """Saves ``state`` as the new best if ``val_loss`` beats the best so far."""
+        if not val_loss < self.best_loss:
+            return False
+        try:
+            self._manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                meta=ocp.args.JsonSave({"step": step, "val/loss": val_loss})), force=True)
+        except Exception as e:
+            raise CheckpointError(_save_failure(self.directory, step, e)) from e
+        self.best_loss = val_loss
+        return True
+
+    def close(self) -> None:
+        """Waits for the pending save and releases the manager."""
+        try:
+            self._manager.wait_until_finished()
+        except Exception as e:
+            raise CheckpointError(_save_failure(self.directory, None, e)) from e
         self._manager.close()
 
 

@@ -58,8 +58,13 @@ class MetricsLogger:
 
     def flush(self) -> dict[str, float]:
         """Fetches queued metrics, writes one row per step; returns the newest row."""
+        self.flush_rows()
+        return self.last
+
+    def flush_rows(self) -> list[dict[str, Any]]:
+        """Like ``flush``, but returns every row it wrote."""
         if not self._queue:
-            return self.last
+            return []
         fetched = jax.device_get([m for _, m in self._queue])
         now = time.perf_counter()
         last_step = self._queue[-1][0]
@@ -68,14 +73,15 @@ class MetricsLogger:
         speed = {"tokens_per_sec": tps,
                  "mfu": tps * self._flops_per_token / self._peak,
                  "step_time": elapsed / max(last_step - self._window_step, 1)}
+        rows = []
         for (step, _), values in zip(self._queue, fetched):
-            self.write(step, {**{k: float(v) for k, v in values.items()}, **speed})
+            rows.append(self.write(step, {**{k: float(v) for k, v in values.items()}, **speed}))
         self._queue.clear()
         self._window_start, self._window_step = now, last_step
-        return self.last
+        return rows
 
-    def write(self, step: int, values: dict[str, float]) -> None:
-        """Writes one row now (used directly for evaluation results)."""
+    def write(self, step: int, values: dict[str, float]) -> dict[str, Any]:
+        """Writes one row now (used directly for evaluation results); returns it."""
         row = {"step": step, **{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                                 for k, v in values.items()}}
         self._jsonl.write(json.dumps(row) + "\n")
@@ -83,6 +89,7 @@ class MetricsLogger:
             if isinstance(v, (int, float)) and math.isfinite(v):
                 self._tb.add_scalar(k, v, step)
         self.last = {**self.last, **values, "step": step}
+        return {"step": step, **values}
 
     def restart_window(self) -> None:
         """Flushes, then starts timing afresh, so that time spent outside training steps

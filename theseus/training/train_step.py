@@ -65,11 +65,19 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
     def train_step(state: State, tokens_BT1: jax.Array) -> tuple[State, dict]:
         key = jax.random.fold_in(jax.random.key(seed), state["step"]) if dropout else None
         loss, grads = _grads(loss_fn, state["params"], tokens_BT1, key, microbatches)
+        grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        metrics = {"train/loss": loss, "train/grad_norm": optax.tree.norm(grads),
-                   "train/lr": lr_schedule(state["step"])}
-        return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
+        # A non-finite loss or gradient leaves params and optimizer state as they were; the
+        # trainer sees it in the metrics and stops (or skips, up to trainer.max_bad_steps).
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+        metrics = {"train/loss": loss, "train/grad_norm": grad_norm,
+                   "train/lr": lr_schedule(state["step"]),
+                   "train/skipped": 1 - finite.astype(jnp.int32)}
+        return {"params": jax.tree.map(keep, params, state["params"]),
+                "opt_state": jax.tree.map(keep, opt_state, state["opt_state"]),
+                "step": state["step"] + 1}, metrics
 
     return train_step
 

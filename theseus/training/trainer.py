@@ -1,29 +1,27 @@
-"""The trainer: its settings (``Trainer``) and the training loop (``train``)."""
+"""The trainer: its settings (``Trainer``) and ``train``, which sets a run up (or restores
+it) and hands it to the training loop."""
 
 from __future__ import annotations
 
 import dataclasses
 import pathlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
-from absl import logging
 from jax.sharding import Mesh
 from tqdm import tqdm
 
 from theseus.data.pipeline import Prepared
-
 from theseus.evaluation import report
 from theseus.evaluation.sampling import sample
 from theseus.training import sharding
-from theseus.training.checkpoint import Checkpointer
-from theseus.training.metrics import MetricsLogger, truncate_metrics
-from theseus.training.mfu import peak_flops
+from theseus.training.checkpoint import BestCheckpoint, CheckpointError, Checkpointer, move_aside
+from theseus.training.metrics import truncate_metrics
 from theseus.training.state import StateFactory
-from theseus.training.train_step import make_eval_step, make_train_step
+from theseus.training.status import write_status
 
 if TYPE_CHECKING:
     from theseus.experiment import Experiment
@@ -32,7 +30,13 @@ if TYPE_CHECKING:
 @dataclasses.dataclass(frozen=True)
 class Trainer:
     """How long and how to train. ``batch_size`` is global, in sequences, split over every
-    device and over ``grad_accum_steps`` microbatches. Steps count optimizer updates."""
+    device and over ``grad_accum_steps`` microbatches. Steps count optimizer updates.
+
+    Checkpoints: every ``checkpoint_every`` steps; the newest ``keep_checkpoints`` are kept,
+    plus every multiple of ``keep_every`` (0: none); ``best/`` holds the lowest validation
+    loss. A non-finite loss stops the run, unless fewer than ``max_bad_steps`` steps were
+    bad so far: those are skipped (the update is not applied) and logged.
+    """
 
     num_steps: int = 1000
     batch_size: int = 32
@@ -42,6 +46,8 @@ class Trainer:
     eval_batches: int = 10
     checkpoint_every: int = 250
     keep_checkpoints: int = 3
+    keep_every: int = 0
+    max_bad_steps: int = 0
     log_every: int = 10
     sample_tokens: int = 200
     progress: bool = True
@@ -51,6 +57,9 @@ class Trainer:
                      "checkpoint_every", "keep_checkpoints", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"trainer.{name} must be at least 1, got {getattr(self, name)}.")
+        for name in ("keep_every", "max_bad_steps", "sample_tokens"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"trainer.{name} must be >= 0, got {getattr(self, name)}.")
         if self.batch_size % self.grad_accum_steps:
             raise ValueError(f"trainer.batch_size ({self.batch_size}) must be divisible by "
                              f"trainer.grad_accum_steps ({self.grad_accum_steps}).")
@@ -64,118 +73,87 @@ class Trainer:
                              f"{n_devices}.")
 
 
-def _evaluate(eval_fn: Callable, params: dict, batches: list[np.ndarray], mesh: Mesh) -> float:
-    losses = [eval_fn(params, sharding.global_batch(b, mesh)) for b in batches]
-    return float(np.mean(jax.device_get(losses)))
-
-
 @dataclasses.dataclass
-class _Run:
-    """Everything a training loop works with, set up (and restored) by ``_setup``."""
+class Run:
+    """Everything the training loop works with, set up (and restored) by ``setup``."""
 
+    workdir: pathlib.Path
     mesh: Mesh
     prepared: Prepared
     factory: StateFactory
     data_iter: Iterator[np.ndarray]
     val_batches: list[np.ndarray]
     ckpt: Checkpointer
+    best: BestCheckpoint
     state: dict[str, Any]
     start: int
 
 
-def _setup(exp: "Experiment", workdir: pathlib.Path) -> _Run:
-    """Prepares data, builds the state, and restores the newest checkpoint if there is one."""
+def setup(exp: "Experiment", workdir: pathlib.Path, from_scratch: bool = False) -> Run:
+    """Prepares data and state, and restores the newest usable checkpoint if there is one.
+
+    With ``from_scratch``, unusable checkpoints are moved aside and training starts over;
+    without it they raise ``CheckpointError``.
+    """
     cfg = exp.trainer
     mesh = sharding.make_mesh()
     prepared = exp.data.prepare()
-    tx = exp.optimizer.make(cfg.num_steps)
-    factory = StateFactory(exp.model, tx, cfg.seed, mesh)
+    factory = StateFactory(exp.model, exp.optimizer.make(cfg.num_steps), cfg.seed, mesh)
     data_iter = iter(exp.data.train_loader(prepared, exp.model.seq_len, cfg.batch_size, cfg.seed))
     val_batches = exp.data.val_batches(prepared, exp.model.seq_len, cfg.batch_size,
                                        cfg.eval_batches)
-    ckpt = Checkpointer(workdir / "checkpoints", cfg.keep_checkpoints)
-    start = ckpt.latest_step() or 0
+    ckpt = Checkpointer(workdir / "checkpoints", cfg.keep_checkpoints, cfg.keep_every)
+    try:
+        restored = ckpt.restore_newest(factory.abstract, data_iter)
+    except CheckpointError:
+        if not from_scratch:
+            raise
+        moved = move_aside(ckpt.directory)
+        tqdm.write(f"no usable checkpoint: moved them to {moved}; starting from scratch")
+        ckpt = Checkpointer(workdir / "checkpoints", cfg.keep_checkpoints, cfg.keep_every)
+        data_iter = iter(exp.data.train_loader(prepared, exp.model.seq_len, cfg.batch_size,
+                                               cfg.seed))
+        restored = None
+    start, state = restored if restored else (0, factory.init())
     if start:
-        state = ckpt.restore(start, factory.abstract, data_iter)
         truncate_metrics(workdir / "metrics.jsonl", start)
         if jax.process_index() == 0:
             tqdm.write(f"resuming {workdir} from the checkpoint of step {start}")
-    else:
-        state = factory.init()
-    return _Run(mesh, prepared, factory, data_iter, val_batches, ckpt, state, start)
+    return Run(workdir, mesh, prepared, factory, data_iter, val_batches, ckpt,
+               BestCheckpoint(workdir / "best"), state, start)
 
 
-def _loop(exp: "Experiment", run: _Run, workdir: pathlib.Path, started_at: float
-          ) -> dict[str, Any]:
-    """Runs the remaining steps with evaluation, logging and checkpoints; returns timings."""
-    cfg, model_cfg = exp.trainer, exp.model
-    tx = exp.optimizer.make(cfg.num_steps)
-    lr_schedule = exp.optimizer.schedule.make(exp.optimizer.learning_rate, cfg.num_steps)
-    step_fn = jax.jit(make_train_step(run.factory.graphdef, tx, lr_schedule, cfg.seed,
-                                      model_cfg.dropout > 0, cfg.grad_accum_steps),
-                      donate_argnums=0)
-    eval_fn = jax.jit(make_eval_step(run.factory.graphdef))
-    peak, peak_source = peak_flops()
-    logging.info("peak %.3g FLOP/s (%s)", peak, peak_source)
-    logger = MetricsLogger(workdir, cfg.batch_size * model_cfg.seq_len,
-                           model_cfg.flops_per_token(), peak, run.start)
-    bar = tqdm(total=cfg.num_steps, initial=run.start, unit="step", dynamic_ncols=True,
-               disable=not cfg.progress or jax.process_index() != 0)
-    timings: dict[str, Any] = {"seconds_to_first_step": None, "compile_seconds": None}
-    val_loss = None
-    for step in range(run.start + 1, cfg.num_steps + 1):
-        batch = sharding.global_batch(next(run.data_iter), run.mesh)
-        t = time.perf_counter()
-        run.state, metrics = step_fn(run.state, batch)
-        logger.push(step, metrics)
-        if timings["compile_seconds"] is None:  # one sync, to time compilation
-            jax.block_until_ready(metrics)
-            timings["compile_seconds"] = time.perf_counter() - t
-            timings["seconds_to_first_step"] = time.time() - started_at
-            logger.restart_window()
-        if step % cfg.log_every == 0 or step == cfg.num_steps:
-            row = logger.flush()
-            bar.set_postfix(loss=f"{row['train/loss']:.3f}", tok_s=f"{row['tokens_per_sec']:.0f}",
-                            mfu=f"{row['mfu']:.1%}", refresh=False)
-        bar.update(1)
-        if step % cfg.eval_every == 0 or step == cfg.num_steps:
-            logger.flush()  # the train rows of this step come before its validation row
-            val_loss = _evaluate(eval_fn, run.state["params"], run.val_batches, run.mesh)
-            logger.write(step, {"val/loss": val_loss})
-            bar.write(f"step {step}: validation loss {val_loss:.4f}")
-            logger.restart_window()
-        if step % cfg.checkpoint_every == 0 or step == cfg.num_steps:
-            run.ckpt.save(step, run.state, run.data_iter)
-    bar.close()
-    logger.close()
-    run.ckpt.close()
-    if val_loss is None:  # the run was already complete: evaluate the restored state
-        val_loss = _evaluate(eval_fn, run.state["params"], run.val_batches, run.mesh)
-    return {**timings, "val/loss": val_loss, "last_metrics": logger.last}
-
-
-def _report(exp: "Experiment", run: _Run, workdir: pathlib.Path, results: dict[str, Any]
-            ) -> dict[str, Any]:
+def _report(exp: "Experiment", run: Run, results: dict[str, Any]) -> dict[str, Any]:
     """The summary: final loss against the unigram entropy, loss curve, and a text sample."""
     targets = np.concatenate([b[:, 1:].ravel() for b in run.val_batches])
     summary = {"step": int(jax.device_get(run.state["step"])),
-               "val/unigram_entropy": report.unigram_entropy(targets), **results}
+               "val/unigram_entropy": report.unigram_entropy(targets),
+               "params_sha256": report.params_fingerprint(run.state["params"]), **results}
     if jax.process_index() == 0:
-        report.plot_losses(workdir / "metrics.jsonl", workdir / "loss.png")
+        report.plot_losses(run.workdir / "metrics.jsonl", run.workdir / "loss.png")
         tokenizer = run.prepared.tokenizer
         ids = sample(run.factory.graphdef, run.state["params"], [tokenizer.eot_id],
                      exp.trainer.sample_tokens, exp.model.seq_len, tokenizer.vocab_size,
                      seed=exp.trainer.seed)
         summary["sample"] = tokenizer.decode(ids)
-        report.write_summary(workdir, summary)
+        report.write_summary(run.workdir, summary)
     return summary
 
 
-def train(exp: "Experiment", workdir: pathlib.Path, started_at: float | None = None
-          ) -> dict[str, Any]:
+def train(exp: "Experiment", workdir: pathlib.Path, started_at: float | None = None,
+          from_scratch: bool = False) -> dict[str, Any]:
     """Trains ``exp`` in ``workdir``, resuming from its newest checkpoint; returns the summary
-    (final validation loss, unigram entropy of the validation tokens, timings, a sample)."""
+    (final validation loss, unigram entropy of the validation tokens, timings, a sample).
+
+    Raises ``Preempted`` after saving when a stop signal arrived, ``TrainingError`` on a
+    non-finite loss, and ``CheckpointError`` when saving fails or nothing can be restored.
+    """
+    from theseus.training.loop import TrainingLoop
+
     exp.validate()
-    run = _setup(exp, workdir)
-    results = _loop(exp, run, workdir, started_at or time.time())
-    return _report(exp, run, workdir, results)
+    run = setup(exp, workdir, from_scratch)
+    write_status(workdir, "running", run.start, exp.trainer.num_steps)
+    results = TrainingLoop(exp, run, started_at or time.time()).run()
+    summary = _report(exp, run, results)
+    write_status(workdir, "finished", summary["step"], exp.trainer.num_steps)
+    return summary
