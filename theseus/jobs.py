@@ -69,8 +69,12 @@ def _first_line(fn: typing.Any) -> str:
 
 def is_job(module: types.ModuleType, name: str, obj: typing.Any) -> bool:
     """Whether ``module.name`` is a job: public, defined there, callable with no arguments,
-    and annotated to return a fiddle config."""
+    annotated to return a fiddle config, and not a registered model or dataset."""
+    from theseus.registry import is_registered
+
     if name.startswith("_") or not inspect.isfunction(obj) or obj.__module__ != module.__name__:
+        return False
+    if is_registered(obj):
         return False
     required = [p for p in inspect.signature(obj).parameters.values()
                 if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]

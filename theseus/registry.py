@@ -93,6 +93,10 @@ class Registry:
             setattr(cfg, key, value)
         return cfg
 
+    def holds(self, target: object) -> bool:
+        """Whether ``target`` itself is registered (registered functions are not experiments)."""
+        return any(entry is target for entry in self._entries.values())
+
     def describe(self, name: str) -> tuple[str, str]:
         """(what ``name`` refers to, the first line of its docstring)."""
         entry = self.get(name)
@@ -110,6 +114,11 @@ def _label(target: Any) -> str:
 MODELS = Registry("model", "model", {"gpt": "theseus.models.gpt.GPTConfig"})
 DATASETS = Registry("dataset", "data", {"shakespeare": "theseus.registry.shakespeare"})
 _BY_FIELD = {r.field: r for r in (MODELS, DATASETS)}
+
+
+def is_registered(target: object) -> bool:
+    """Whether ``target`` is a registered model or dataset."""
+    return MODELS.holds(target) or DATASETS.holds(target)
 
 
 def register_model(name: str) -> Callable[[T], T]:

@@ -130,7 +130,9 @@ class BestCheckpoint:
     """The state with the lowest validation loss so far, under its own folder (``best/``).
 
     Orbax writes it under a temporary name and renames it into place, so ``best/`` always
-    holds one complete checkpoint; the previous best is removed only after that.
+    holds one complete checkpoint; the previous best is removed only after that. Folders
+    are numbered by version (a resumed run may find a better state at a step it saw
+    before); ``meta/`` records the training step and the loss.
     """
 
     def __init__(self, directory: pathlib.Path):
@@ -153,8 +155,9 @@ class BestCheckpoint:
         """Saves ``state`` as the new best if ``val_loss`` beats the best so far."""
         if not val_loss < self.best_loss:
             return False
+        version = (self._manager.latest_step() or 0) + 1
         try:
-            self._manager.save(step, args=ocp.args.Composite(
+            self._manager.save(version, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state),
                 meta=ocp.args.JsonSave({"step": step, "val/loss": val_loss})), force=True)
         except Exception as e:

@@ -115,8 +115,8 @@ def setup(exp: "Experiment", workdir: pathlib.Path, from_scratch: bool = False) 
                                                cfg.seed))
         restored = None
     start, state = restored if restored else (0, factory.init())
+    truncate_metrics(workdir / "metrics.jsonl", start)  # rows after the restored step go
     if start:
-        truncate_metrics(workdir / "metrics.jsonl", start)
         if jax.process_index() == 0:
             tqdm.write(f"resuming {workdir} from the checkpoint of step {start}")
     return Run(workdir, mesh, prepared, factory, data_iter, val_batches, ckpt,
