@@ -1,7 +1,7 @@
 """The experiment registry: config functions in ``configs/*.py`` and in ``--load`` modules.
 
 A *job* is a public function, defined in such a module, that takes no required arguments
-and is annotated to return a fiddle config::
+and is annotated to return a fiddle config (and is not a registered model or dataset)::
 
     def small() -> fdl.Config[Experiment]:
         \"\"\"GPT-2 small: 124M parameters ...\"\"\"

@@ -194,6 +194,17 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
     assert json.loads((workdir / "status.json").read_text())["state"] == "failed"
 
 
+@pytest.mark.slow
+def test_bad_steps_are_skipped_up_to_the_limit_with_a_log_line_each(tmp_path):
+    workdir = tmp_path / "run"
+    result = run_launch(*tiny_args(workdir, "--fdl_set=optimizer.learning_rate=1e30",
+                                   "--fdl_set=optimizer.clip_norm=None",
+                                   "--fdl_set=trainer.max_bad_steps=2"))
+    assert result.returncode == 1
+    assert result.stderr.count("update skipped") == 3  # two tolerated, the third stops the run
+    assert "(1 of at most 2)" in result.stderr and "(2 of at most 2)" in result.stderr
+
+
 def _can_mount_tmpfs(path) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)],

@@ -59,3 +59,16 @@ def test_dropout_key_changes_with_step_and_eval_is_deterministic():
     assert float(m1["train/loss"]) != float(m2["train/loss"])  # lr 0: only dropout differs
     eval_step = jax.jit(make_eval_step(graphdef))
     assert float(eval_step(params, _batch())) == float(eval_step(params, _batch()))
+
+
+def test_a_non_finite_loss_leaves_the_state_unchanged():
+    tx = optax.adam(0.1)
+    graphdef, state = _state(tx)
+    state["params"]["wte"]["embedding"] = state["params"]["wte"]["embedding"].at[0, 0].set(jnp.nan)
+    step = jax.jit(make_train_step(graphdef, tx, optax.constant_schedule(0.1), 0, False))
+    batch = jnp.zeros((2, CFG.seq_len + 1), jnp.int32)  # token 0: the NaN row is used
+    new, metrics = step(jax.tree.map(jnp.copy, state), batch)
+    assert int(metrics["train/skipped"]) == 1 and not np.isfinite(float(metrics["train/loss"]))
+    for a, b in zip(jax.tree.leaves(new["params"]), jax.tree.leaves(state["params"])):
+        np.testing.assert_array_equal(a, b)
+    assert int(new["step"]) == 1

@@ -3,7 +3,7 @@ and text generated from them. Used by ``theseus sample`` and ``quick().params()`
 
 Only the ``state`` item of an orbax checkpoint is read (not the data-iterator position), from
 ``checkpoints/<step>/`` — the newest committed one unless a step is asked for — or from
-``best/`` (the lowest validation loss).
+``best/<version>/`` (the lowest validation loss; its ``meta`` item records the step).
 """
 
 from __future__ import annotations
@@ -75,15 +75,19 @@ def restore_params(workdir: pathlib.Path | str, step: int | None = None, best: b
     chosen = _pick_step(workdir, folder, step)
     tx = experiment.optimizer.make(experiment.trainer.num_steps)
     factory = StateFactory(experiment.model, tx, experiment.trainer.seed, sharding.make_mesh())
-    manager = ocp.CheckpointManager(
-        folder.absolute(), options=ocp.CheckpointManagerOptions(create=False),
-        item_handlers={"state": ocp.StandardCheckpointHandler()})
+    handlers = {"state": ocp.StandardCheckpointHandler()}
+    args = {"state": ocp.args.StandardRestore(factory.abstract)}
+    if best:  # best/ folders are numbered by version; meta/ records the training step
+        handlers["meta"] = ocp.JsonCheckpointHandler()
+        args["meta"] = ocp.args.JsonRestore()
+    manager = ocp.CheckpointManager(folder.absolute(), item_handlers=handlers,
+                                    options=ocp.CheckpointManagerOptions(create=False))
     try:
-        restored = manager.restore(chosen, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(factory.abstract)))
+        restored = manager.restore(chosen, args=ocp.args.Composite(**args))
     finally:
         manager.close()
-    return Restored(experiment, factory.graphdef, restored["state"]["params"], chosen)
+    step = int(restored["meta"]["step"]) if best else chosen
+    return Restored(experiment, factory.graphdef, restored["state"]["params"], step)
 
 
 def generate(restored: Restored, prompt: str, num_tokens: int = 200, temperature: float = 0.8,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pathlib
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import grain
@@ -34,12 +35,24 @@ def _options(keep: int, keep_every: int | None) -> ocp.CheckpointManagerOptions:
                                         cleanup_tmp_directories=True)
 
 
+class _IteratorSnapshot:
+    """A grain iterator's position frozen at save time (the live iterator moves on)."""
+
+    def __init__(self, iterator: grain.DataLoaderIterator):
+        self._state = iterator.get_state()
+
+    def get_state(self) -> bytes:
+        return self._state
+
+
 class Checkpointer:
     """Saves and restores ``{"state": train state, "data": grain iterator}`` under ``directory``.
 
-    Saves are asynchronous: ``save`` returns once the arrays are copied off the device, and
-    orbax writes them in the background. ``keep`` newest checkpoints are kept, plus every
-    checkpoint whose step is a multiple of ``keep_every`` (when set).
+    Saves are asynchronous. On a single CPU process, ``save`` dispatches a device-side copy
+    of the state (the next step donates the original buffers) and hands it to a background
+    thread, so the training loop is blocked for microseconds; elsewhere orbax's own
+    asynchronous save is used, which blocks for the device-to-host copy. ``keep`` newest
+    checkpoints are kept, plus every multiple of ``keep_every`` (when set).
     """
 
     def __init__(self, directory: pathlib.Path, keep: int, keep_every: int | None = None):
@@ -48,6 +61,9 @@ class Checkpointer:
             self.directory, options=_options(keep, keep_every),
             item_handlers={"state": ocp.StandardCheckpointHandler(),
                            "data": grain.checkpoint.CheckpointHandler()})
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
+        self._pending: Future | None = None
+        self._last_step: int | None = None  # the newest save started, for error messages
 
     def steps(self) -> list[int]:
         """Steps of the checkpoints on disk, newest first."""
@@ -56,13 +72,28 @@ class Checkpointer:
     def save(self, step: int, state: Any, data_iterator: grain.DataLoaderIterator) -> float:
         """Starts saving checkpoint ``step``; returns how long the training loop was blocked."""
         t = time.perf_counter()
+        self._wait_pending()
+        self._last_step = step
+        snapshot = _IteratorSnapshot(data_iterator)
+        if jax.process_count() == 1 and jax.default_backend() == "cpu":
+            copy = jax.tree.map(lambda x: jax.device_put(x, may_alias=False), state)
+            self._pending = self._thread.submit(self._save_now, step, copy, snapshot)
+        else:
+            self._save_now(step, state, snapshot)
+        return time.perf_counter() - t
+
+    def _save_now(self, step: int, state: Any, snapshot: _IteratorSnapshot) -> None:
         try:
             self._manager.save(step, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state),
-                data=grain.checkpoint.CheckpointSave(data_iterator)))
+                data=grain.checkpoint.CheckpointSave(snapshot)))
         except Exception as e:  # an earlier async save may surface here, too
             raise CheckpointError(_save_failure(self.directory, step, e)) from e
-        return time.perf_counter() - t
+
+    def _wait_pending(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # re-raises the CheckpointError of a failed background save
 
     def restore(self, step: int, abstract_state: Any,
                 data_iterator: grain.DataLoaderIterator) -> Any:
@@ -98,15 +129,19 @@ class Checkpointer:
 
     def wait(self) -> None:
         """Blocks until pending saves are committed."""
+        self._wait_pending()
         try:
             self._manager.wait_until_finished()
         except Exception as e:
-            raise CheckpointError(_save_failure(self.directory, None, e)) from e
+            raise CheckpointError(_save_failure(self.directory, self._last_step, e)) from e
 
     def close(self) -> None:
         """Waits for pending saves and releases the manager."""
-        self.wait()
-        self._manager.close()
+        try:
+            self.wait()
+        finally:
+            self._thread.shutdown(wait=True)
+            self._manager.close()
 
 
 def _save_failure(directory: pathlib.Path, step: int | None, error: Exception) -> str:
