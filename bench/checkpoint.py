@@ -10,7 +10,6 @@ Goal: a save blocks for less than 10% of one step.
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 import statistics
 import sys

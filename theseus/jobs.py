@@ -60,6 +60,10 @@ class Job:
         """``gpt:small``."""
         return f"{self.group.name}:{self.function}"
 
+    def config(self) -> fdl.Buildable:
+        """A fresh config from the job's function."""
+        return getattr(self.group.module, self.function)()
+
 
 def _first_line(fn: typing.Any) -> str:
     """The first line of a function's docstring, or ``''``."""

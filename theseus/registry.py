@@ -14,14 +14,15 @@ A class registers as ``fdl.Config(cls)``; a function must return a config. Use t
 config function (``cfg.data = dataset("tinytexts")``) or on the command line, where
 ``data=tinytexts`` swaps an experiment's data for the registered one (fields the new part
 also has, and that its registration leaves unset, keep their values). Experiments (the
-config functions in ``configs/*.py``) are found by :mod:`theseus.jobs`.
+config functions in ``configs/*.py``) are found by :mod:`theseus.jobs`; ``JOBS`` maps
+their names to them.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import fiddle as fdl
@@ -168,6 +169,26 @@ def swap_part(cfg: fdl.Buildable, assignment: str) -> bool:
     return True
 
 
+class _Jobs(Mapping[str, Any]):
+    """``JOBS["gpt:small"]``: the experiments in ``./configs/*.py`` by name, found when read
+    (as the original theseus's ``JOBS``); ``JOBS["gpt:small"].config()`` calls one."""
+
+    def _all(self) -> dict[str, Any]:
+        from theseus import jobs
+
+        return {job.name: job for group in jobs.config_groups()[0] for job in group.jobs()}
+
+    def __getitem__(self, name: str) -> Any:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+JOBS = _Jobs()
 _scanned: set[str] = set()  # the configs/ folders already imported
 
 

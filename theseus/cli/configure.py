@@ -45,6 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Resolves, customizes, checks and writes the config file."""
+    from theseus.config import to_json
     from theseus.config.carry import carry_over
     from theseus.config.codegen import Hardware, check_output_path, read_hardware, write_config_file
     from theseus.config.errors import ConfigError
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         hardware = hardware or read_hardware(previous_resolved.module)
     cfg, _ = customize(cfg, resolved.module, args.overrides, ())
     check_builds(cfg)
+    to_json(cfg)  # a run saves its config as JSON: refuse now what could not be saved then
     how = "Written by `theseus configure " + shlex.join(sys.argv[2:] or [args.job, args.out]) + "`."
     how += f"\nRun it with `uv run theseus run NAME {out} runs` or `uv run launch.py --config={out}:config`."
     write_config_file(out, cfg, resolved.base, fiddlers=fiddlers, hardware=hardware, how=how,

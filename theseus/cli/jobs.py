@@ -40,17 +40,13 @@ def run(args: argparse.Namespace) -> int:
     if not any(found for _, found in listed):
         print(f"no jobs found: {jobs.configs_dir()}/ holds no experiment files here; run "
               "from the project root or pass --load FILE.py")
-    for group, found in listed:
-        if found:
-            print(group.source)
-            print(_table([(job.name, job.summary) for job in found]))
-            print()
+    sections = [f"{group.source}\n{_table([(job.name, job.summary) for job in found])}"
+                for group, found in listed if found]
     registry.scan_configs()
     for reg, how in ((registry.MODELS, "model=NAME"), (registry.DATASETS, "data=NAME")):
         rows = [(name, _describe(reg, name)) for name in reg.names()]
-        print(f"{reg.kind}s (swap one in with {how})")
-        print(_table(rows))
-        print()
+        sections.append(f"{reg.kind}s (swap one in with {how})\n{_table(rows)}")
+    print("\n\n".join(sections))
     return 0
 
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import fiddle as fdl
 
+from theseus.config.compare import differences
 from theseus.config.errors import ConfigError
-from theseus.config.serialize import flatten, format_value
+from theseus.config.serialize import MISSING, format_value
 
 # Fields that change when or how a run reports and saves, never what it computes. A resumed
 # run may change them freely; any other change needs --allow_config_change.
@@ -20,13 +21,12 @@ RESUME_SAFE_FIELDS = frozenset({
 
 
 def diff_configs(old: fdl.Buildable, new: fdl.Buildable) -> list[tuple[str, str, str]]:
-    """``(path, old value, new value)`` for every leaf that differs, defaults included;
-    a field present on one side only shows ``<absent>`` on the other."""
-    a = {path: format_value(v) for path, v in flatten(old, include_buildables=True)}
-    b = {path: format_value(v) for path, v in flatten(new, include_buildables=True)}
-    paths = list(a) + [p for p in b if p not in a]
-    return [(p, a.get(p, "<absent>"), b.get(p, "<absent>")) for p in paths
-            if a.get(p) != b.get(p)]
+    """``(path, old value, new value)``, formatted, for every field that differs (defaults
+    included); a side without the field shows ``<absent>``."""
+    def show(value: Any) -> str:
+        return "<absent>" if value is MISSING else format_value(value)
+
+    return [(d.path, show(d.a), show(d.b)) for d in differences(old, new)]
 
 
 def format_diff(rows: list[tuple[str, str, str]]) -> str:
@@ -34,14 +34,15 @@ def format_diff(rows: list[tuple[str, str, str]]) -> str:
     return "\n".join(f"  {path}: {old} -> {new}" for path, old, new in rows)
 
 
-def check_resume_change(old: fdl.Buildable, new: fdl.Buildable, allow: bool) -> list[tuple[str, Any, Any]]:
+def check_resume_change(old: fdl.Buildable, new: fdl.Buildable, allow: bool
+                        ) -> list[tuple[str, str, str]]:
     """Raises ``ConfigError`` with the diff if ``new`` changes the math of the run ``old``
     started, unless ``allow``; returns all differing rows."""
     rows = diff_configs(old, new)
     unsafe = [r for r in rows if r[0] not in RESUME_SAFE_FIELDS]
     if unsafe and not allow:
         raise ConfigError(
-            "this workdir holds a run whose config differs in what it computes; resume with "
-            "the same config, pass --allow_config_change to accept the change, or use a new "
-            "--workdir. Changed:\n" + format_diff(unsafe))
+            "this run directory holds a run whose config differs in what it computes; resume "
+            "with the same config, allow the change (--allow_config_change), or start the run "
+            "in a new directory. Changed:\n" + format_diff(unsafe))
     return rows
