@@ -21,7 +21,7 @@ os.environ.setdefault("THESEUS_DATA", tempfile.mkdtemp(prefix="theseus-test-data
 TINY_OVERRIDES = [
     "model.num_layers=1", "model.d_model=32", "model.num_heads=2", "model.seq_len=32",
     "trainer.batch_size=8", "trainer.num_steps=6", "trainer.eval_every=3",
-    "trainer.checkpoint_every=3", "trainer.eval_batches=2", "trainer.sample_tokens=8",
+    "trainer.checkpoint_every=3", "trainer.eval_batches=2", "trainer.sample_tokens=0",
     "trainer.log_every=2", "optimizer.schedule.warmup_steps=1",
 ]
 

@@ -16,7 +16,7 @@ def _rows(workdir):
 @pytest.mark.slow
 def test_train_writes_every_output_and_resumes(tmp_path):
     workdir = tmp_path / "run"
-    result = run_launch(*tiny_args(workdir))
+    result = run_launch(*tiny_args(workdir, "--fdl_set=trainer.sample_tokens=8"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "final validation loss" in result.stdout and "unigram entropy" in result.stdout
 
@@ -35,7 +35,8 @@ def test_train_writes_every_output_and_resumes(tmp_path):
     assert summary["step"] == 6 and summary["sample"]
 
     # Same command with more steps: resumes from step 6, never re-logs steps 1..6.
-    more = run_launch(*tiny_args(workdir, "--fdl_set=trainer.num_steps=9"))
+    more = run_launch(*tiny_args(workdir, "--fdl_set=trainer.num_steps=9",
+                                 "--fdl_set=trainer.sample_tokens=8"))
     assert more.returncode == 0, more.stderr[-3000:]
     train_steps = [r["step"] for r in _rows(workdir) if "train/loss" in r]
     assert train_steps == list(range(1, 10))

@@ -131,11 +131,12 @@ def _report(exp: "Experiment", run: Run, results: dict[str, Any]) -> dict[str, A
                "params_sha256": report.params_fingerprint(run.state["params"]), **results}
     if jax.process_index() == 0:
         report.plot_losses(run.workdir / "metrics.jsonl", run.workdir / "loss.png")
-        tokenizer = run.prepared.tokenizer
-        ids = sample(run.factory.graphdef, run.state["params"], [tokenizer.eot_id],
-                     exp.trainer.sample_tokens, exp.model.seq_len, tokenizer.vocab_size,
-                     seed=exp.trainer.seed)
-        summary["sample"] = tokenizer.decode(ids)
+        if exp.trainer.sample_tokens:
+            tokenizer = run.prepared.tokenizer
+            ids = sample(run.factory.graphdef, run.state["params"], [tokenizer.eot_id],
+                         exp.trainer.sample_tokens, exp.model.seq_len, tokenizer.vocab_size,
+                         seed=exp.trainer.seed)
+            summary["sample"] = tokenizer.decode(ids)
         report.write_summary(run.workdir, summary)
     return summary
 
