@@ -63,7 +63,7 @@ def test_project_jobs_are_the_zero_argument_config_functions():
     assert names[:5] == ["gpt:tiny", "gpt:small", "gpt:medium", "gpt:large", "gpt:xl"]
     assert not {"gpt:base", "gpt:bf16", "gpt:remat", "gpt:rope", "gpt:_gpt2"} & set(names)
     tiny = next(job for group in groups for job in group.jobs() if job.name == "gpt:tiny")
-    assert tiny.summary.startswith("Tiny GPT, 1.07M parameters") and tiny.group.source == "configs/gpt.py"
+    assert tiny.summary.startswith("Tiny GPT (1.07M parameters) on Shakespeare") and tiny.group.source == "configs/gpt.py"
 
 
 def test_resolve_names_files_and_runs(tmp_path):

@@ -44,7 +44,7 @@ def test_lists_the_project_presets_by_file_with_their_first_docstring_line():
     assert out.startswith("configs/gpt.py\n")
     for name in ("tiny", "small", "medium", "large", "xl"):
         assert f"gpt:{name} " in out
-    assert "gpt:tiny    Tiny GPT, 1.07M parameters" in out
+    assert "gpt:tiny    Tiny GPT (1.07M parameters) on Shakespeare" in out
     for not_a_job in ("gpt:base", "gpt:bf16", "gpt:_gpt2", "gpt:rope"):
         assert not_a_job not in out
     assert "models (swap one in with model=NAME)" in out and "theseus.models.gpt.GPTConfig" in out
