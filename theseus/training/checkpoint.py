@@ -136,12 +136,27 @@ class Checkpointer:
             raise CheckpointError(_save_failure(self.directory, self._last_step, e)) from e
 
     def close(self) -> None:
-        """Waits for pending saves and releases the manager."""
+        """Waits for pending saves and releases the manager; raises ``CheckpointError`` if a
+        save failed (orbax may report the same failure again while closing)."""
+        error: CheckpointError | None = None
         try:
             self.wait()
-        finally:
-            self._thread.shutdown(wait=True)
-            self._manager.close()
+        except CheckpointError as e:
+            error = e
+        self._thread.shutdown(wait=True)
+        error = _close_manager(self._manager, self.directory, self._last_step) or error
+        if error:
+            raise error
+
+
+def _close_manager(manager: ocp.CheckpointManager, directory: pathlib.Path,
+                   step: int | None) -> CheckpointError | None:
+    """Closes ``manager``; a failure of a pending save surfacing here is returned, not raised."""
+    try:
+        manager.close()
+    except Exception as e:
+        return CheckpointError(_save_failure(directory, step, e))
+    return None
 
 
 def _save_failure(directory: pathlib.Path, step: int | None, error: Exception) -> str:
@@ -202,11 +217,14 @@ class BestCheckpoint:
 
     def close(self) -> None:
         """Waits for the pending save and releases the manager."""
+        error: CheckpointError | None = None
         try:
             self._manager.wait_until_finished()
         except Exception as e:
-            raise CheckpointError(_save_failure(self.directory, None, e)) from e
-        self._manager.close()
+            error = CheckpointError(_save_failure(self.directory, None, e))
+        error = error or _close_manager(self._manager, self.directory, None)
+        if error:
+            raise error
 
 
 def abstract_like(shardings_tree: Any, shapes_tree: Any) -> Any:
