@@ -43,9 +43,8 @@ class TrainingLoop:
 
     def __init__(self, exp: "Experiment", run: "Run", started_at: float):
         self.exp, self.r, self.cfg = exp, run, exp.trainer
-        tx = exp.optimizer.make(self.cfg.num_steps)
         lr = exp.optimizer.schedule.make(exp.optimizer.learning_rate, self.cfg.num_steps)
-        self.step_fn = jax.jit(make_train_step(run.factory.graphdef, tx, lr, self.cfg.seed,
+        self.step_fn = jax.jit(make_train_step(run.factory.graphdef, run.tx, lr, self.cfg.seed,
                                                exp.model.dropout > 0, self.cfg.grad_accum_steps),
                                donate_argnums=0)
         self.eval_fn = jax.jit(make_eval_step(run.factory.graphdef))

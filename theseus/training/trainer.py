@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
+import optax
 from jax.sharding import Mesh
 from tqdm import tqdm
 
@@ -81,6 +82,7 @@ class Run:
     mesh: Mesh
     prepared: Prepared
     factory: StateFactory
+    tx: optax.GradientTransformation
     data_iter: Iterator[np.ndarray]
     val_batches: list[np.ndarray]
     ckpt: Checkpointer
@@ -98,7 +100,8 @@ def setup(exp: "Experiment", workdir: pathlib.Path, from_scratch: bool = False) 
     cfg = exp.trainer
     mesh = sharding.make_mesh()
     prepared = exp.data.prepare()
-    factory = StateFactory(exp.model, exp.optimizer.make(cfg.num_steps), cfg.seed, mesh)
+    tx = exp.optimizer.make(cfg.num_steps)
+    factory = StateFactory(exp.model, tx, cfg.seed, mesh)
     data_iter = iter(exp.data.train_loader(prepared, exp.model.seq_len, cfg.batch_size, cfg.seed))
     val_batches = exp.data.val_batches(prepared, exp.model.seq_len, cfg.batch_size,
                                        cfg.eval_batches)
@@ -119,7 +122,7 @@ def setup(exp: "Experiment", workdir: pathlib.Path, from_scratch: bool = False) 
     if start:
         if jax.process_index() == 0:
             tqdm.write(f"resuming {workdir} from the checkpoint of step {start}")
-    return Run(workdir, mesh, prepared, factory, data_iter, val_batches, ckpt,
+    return Run(workdir, mesh, prepared, factory, tx, data_iter, val_batches, ckpt,
                BestCheckpoint(workdir / "best"), state, start)
 
 
