@@ -164,6 +164,15 @@ class GPT(nnx.Module):
                 x_BTD = block(x_BTD, key)
         return self.wte.attend(self.ln_f(x_BTD))
 
+    def forward(self, ids_BT: jax.Array, dropout_key: jax.Array | None = None, *,
+                segment_ids: jax.Array | None = None, positions: jax.Array | None = None
+                ) -> tuple[jax.Array, jax.Array]:
+        """The training-step interface: ``(logits, aux_loss)``; a dense model has no auxiliary
+        loss. Packed-document inputs (``segment_ids``, ``positions``) are not supported yet."""
+        if segment_ids is not None or positions is not None:
+            raise NotImplementedError("GPT does not take packed documents yet.")
+        return self(ids_BT, dropout_key), jnp.zeros((), jnp.float32)
+
 
 def count_params(state: nnx.State) -> int:
     """Number of scalars in a model state (or its abstract ``eval_shape``)."""

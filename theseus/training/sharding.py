@@ -64,6 +64,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
-def global_batch(local: np.ndarray, mesh: Mesh) -> jax.Array:
-    """Assembles each process's rows into one global array sharded over the batch axes."""
-    return jax.make_array_from_process_local_data(batch_sharding(mesh), local)
+def global_batch(local: np.ndarray | dict[str, np.ndarray], mesh: Mesh
+                 ) -> jax.Array | dict[str, jax.Array]:
+    """Assembles each process's rows (an array, or a dict of arrays) into global arrays
+    sharded over the batch axes."""
+    sharding = batch_sharding(mesh)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local)

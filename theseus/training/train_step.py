@@ -3,6 +3,12 @@
 The train state is a plain pytree ``{"params", "opt_state", "step"}`` where ``params`` is
 the model's nested dict of arrays; ``nnx.merge`` rebinds it to the module inside the step.
 Dropout keys are ``fold_in(seed_key, step)``, so no RNG state has to be carried or saved.
+
+A batch is a dict of ``[B, T + 1]`` arrays (a bare token array means ``{"tokens": ...}``):
+``tokens``, and optionally ``segment_ids`` and ``positions`` (packed documents; attention
+stays inside a segment) and ``loss_mask`` (1 where the token is a target to learn). Inputs
+are ``[:, :-1]``, targets ``[:, 1:]``. Models implement ``forward(ids, key, segment_ids=,
+positions=) -> (logits, aux_loss)``; ``aux_loss`` (e.g. MoE load balancing) is added.
 """
 
 from __future__ import annotations
@@ -16,38 +22,59 @@ import optax
 from flax import nnx
 
 State = dict[str, Any]
+Batch = dict[str, jax.Array]
+MODEL_INPUTS = ("segment_ids", "positions")
 
 
-def cross_entropy(logits_BTV: jax.Array, targets_BT: jax.Array) -> jax.Array:
-    """Mean next-token cross-entropy in nats, computed in float32."""
-    return optax.softmax_cross_entropy_with_integer_labels(
-        logits_BTV.astype(jnp.float32), targets_BT).mean()
+def as_batch(batch: Batch | jax.Array) -> Batch:
+    """``batch`` as a dict; a bare ``[B, T + 1]`` token array becomes ``{"tokens": ...}``."""
+    return batch if isinstance(batch, dict) else {"tokens": batch}
+
+
+def cross_entropy(logits_BTV: jax.Array, targets_BT: jax.Array,
+                  mask_BT: jax.Array | None = None) -> jax.Array:
+    """Mean next-token cross-entropy in nats over the targets where ``mask_BT`` is set (all
+    targets without a mask), computed in float32."""
+    losses_BT = optax.softmax_cross_entropy_with_integer_labels(
+        logits_BTV.astype(jnp.float32), targets_BT)
+    if mask_BT is None:
+        return losses_BT.mean()
+    mask_BT = mask_BT.astype(jnp.float32)
+    return (losses_BT * mask_BT).sum() / jnp.maximum(mask_BT.sum(), 1.0)
 
 
 def make_loss_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
-    """``loss(params, tokens_BT1, dropout_key)`` for windows of ``seq_len + 1`` tokens."""
-    def loss_fn(params: dict, tokens_BT1: jax.Array, key: jax.Array | None) -> jax.Array:
+    """``loss(params, batch, dropout_key)`` for a batch of ``seq_len + 1``-token rows."""
+    def loss_fn(params: dict, batch: Batch | jax.Array, key: jax.Array | None) -> jax.Array:
+        batch = as_batch(batch)
         model = nnx.merge(graphdef, params)
-        return cross_entropy(model(tokens_BT1[:, :-1], key), tokens_BT1[:, 1:])
+        inputs = {k: batch[k][:, :-1] for k in MODEL_INPUTS if k in batch}
+        logits_BTV, aux_loss = model.forward(batch["tokens"][:, :-1], key, **inputs)
+        mask = batch["loss_mask"][:, 1:] if "loss_mask" in batch else None
+        return cross_entropy(logits_BTV, batch["tokens"][:, 1:], mask) + aux_loss
     return loss_fn
 
 
-def _grads(loss_fn: Callable, params: dict, tokens_BT1: jax.Array, key: jax.Array | None,
+def _grads(loss_fn: Callable, params: dict, batch: Batch, key: jax.Array | None,
            microbatches: int) -> tuple[jax.Array, dict]:
     """Loss and gradient of the batch, summed over ``microbatches`` sequential slices."""
     grad_fn = jax.value_and_grad(loss_fn)
     if microbatches == 1:
-        return grad_fn(params, tokens_BT1, key)
-    B, T1 = tokens_BT1.shape
-    # Microbatch i takes every m-th row, so each device keeps its own rows.
-    micro_MBT = tokens_BT1.reshape(B // microbatches, microbatches, T1).swapaxes(0, 1)
+        return grad_fn(params, batch, key)
+
+    def split(x_BT1: jax.Array) -> jax.Array:
+        # Microbatch i takes every m-th row, so each device keeps its own rows.
+        B, T1 = x_BT1.shape
+        return x_BT1.reshape(B // microbatches, microbatches, T1).swapaxes(0, 1)
+
+    micro_MBT = jax.tree.map(split, batch)
     keys = (jax.random.split(key, microbatches) if key is not None
             else jnp.zeros((microbatches,), jnp.uint32))
 
     def body(carry, xs):
         loss_sum, grad_sum = carry
-        tokens, k = xs
-        loss, grads = grad_fn(params, tokens, k if key is not None else None)
+        micro, k = xs
+        loss, grads = grad_fn(params, micro, k if key is not None else None)
         return (loss_sum + loss, jax.tree.map(jnp.add, grad_sum, grads)), None
 
     zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
@@ -62,9 +89,9 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
     """One optimizer step over a global batch; returns the new state and scalar metrics."""
     loss_fn = make_loss_fn(graphdef)
 
-    def train_step(state: State, tokens_BT1: jax.Array) -> tuple[State, dict]:
+    def train_step(state: State, batch: Batch | jax.Array) -> tuple[State, dict]:
         key = jax.random.fold_in(jax.random.key(seed), state["step"]) if dropout else None
-        loss, grads = _grads(loss_fn, state["params"], tokens_BT1, key, microbatches)
+        loss, grads = _grads(loss_fn, state["params"], as_batch(batch), key, microbatches)
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
@@ -85,4 +112,4 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
 def make_eval_step(graphdef: nnx.GraphDef) -> Callable[[dict, jax.Array], jax.Array]:
     """Mean validation loss of one batch, without dropout."""
     loss_fn = make_loss_fn(graphdef)
-    return lambda params, tokens_BT1: loss_fn(params, tokens_BT1, None)
+    return lambda params, batch: loss_fn(params, batch, None)
