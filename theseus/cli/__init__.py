@@ -32,13 +32,14 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 def build_parser() -> Parser:
     """The argument parser with every subcommand."""
-    from theseus.cli import configure, inspect, jobs, run, sample, status, submit
+    from theseus.cli import configure, convert, inspect, jobs, run, sample, status, submit
+    from theseus.cli import logs
 
     parser = Parser(prog="theseus", description="Train language models; every experiment is "
                     "Python code.", epilog=EPILOG,
                     formatter_class=_formatter)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    for module in (jobs, configure, run, submit, inspect, sample, status):
+    for module in (jobs, configure, run, submit, inspect, sample, status, logs, convert):
         module.add_parser(subparsers)
     return parser
 
