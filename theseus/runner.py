@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import fiddle as fdl
+import jax
 
+from theseus import compile_cache
 from theseus.config import ConfigError, write_config
 from theseus.config.diff import check_resume_change, format_diff
 from theseus.config.loading import load_config
@@ -38,13 +40,20 @@ def user_message(error: Exception) -> str:
     return str(inner)
 
 
+def is_job(built: Any) -> bool:
+    """Whether a built config can be run like an experiment (a tokenize job, say): it has
+    ``validate()`` and ``run(workdir, started_at=, from_scratch=)``."""
+    return callable(getattr(built, "validate", None)) and callable(getattr(built, "run", None))
+
+
 def build_experiment(cfg: fdl.Buildable) -> Experiment:
     """Builds and validates ``cfg``; every user mistake becomes a ``ConfigError``."""
     try:
         experiment = fdl.build(cfg)
-        if not isinstance(experiment, Experiment):
+        if not isinstance(experiment, Experiment) and not is_job(experiment):
             raise ConfigError(f"the config builds a {type(experiment).__name__}, not an "
-                              f"Experiment; return fdl.Config(Experiment, ...) from it.")
+                              f"Experiment or another job with validate() and run(); return "
+                              f"fdl.Config(Experiment, ...) from it.")
         experiment.validate()
     except (ValueError, TypeError) as e:
         raise ConfigError(user_message(e)) from None
@@ -78,7 +87,8 @@ def start_run(cfg: fdl.Buildable, workdir: pathlib.Path, allow_config_change: bo
     experiment = build_experiment(cfg)
     lock = WorkdirLock(workdir)
     try:
-        lock.acquire()
+        if jax.process_index() == 0:  # the other processes of a multi-process run share it
+            lock.acquire()
     except WorkdirLockedError as e:
         raise ConfigError(str(e)) from None
     try:
@@ -94,14 +104,16 @@ def run(cfg: fdl.Buildable, workdir: pathlib.Path | str, started_at: float | Non
     """Builds ``cfg`` and trains it in ``workdir`` (resuming if it has checkpoints)."""
     started_at = started_at or time.time()
     workdir = pathlib.Path(workdir)
+    compile_cache.enable()  # THESEUS_COMPILE_CACHE=off turns it off
     with start_run(cfg, workdir, allow_config_change) as experiment:
         try:
             return experiment.run(workdir, started_at=started_at, from_scratch=from_scratch)
         except (CheckpointError, TrainingError) as e:
             status = read_status(workdir) or {}
             if status.get("state") != "failed":
+                trainer = getattr(experiment, "trainer", None)
                 write_status(workdir, "failed", status.get("step", 0),
-                             experiment.trainer.num_steps, str(e))
+                             getattr(trainer, "num_steps", 0), str(e))
             raise
 
 
@@ -117,7 +129,12 @@ def exit_code_for(error: BaseException) -> int:
 
 
 def describe(summary: dict[str, Any], workdir: pathlib.Path) -> str:
-    """What a finished run prints: final loss against the unigram baseline, a sample, where."""
+    """What a finished run prints: final loss against the unigram baseline, a sample, where
+    (for a tokenize job: the dataset directory, its tokens and documents, tokens/s)."""
+    if "dataset_dir" in summary:
+        from theseus.data.tokenize_job import describe_summary
+
+        return describe_summary(summary, workdir)
     loss, entropy = summary["val/loss"], summary["val/unigram_entropy"]
     lines = [f"final validation loss {loss:.4f} nats; unigram entropy of the validation "
              f"tokens {entropy:.4f} nats ({entropy - loss:.2f} below)"]

@@ -1,4 +1,5 @@
-"""Tests for theseus.data.shards: dtypes, deterministic splits, atomic dataset writes."""
+"""Tests for theseus.data.shards: dtypes, deterministic splits, the v2 reading API, and the
+v1 single-file writer that TokenizedText uses until it calls tokenize()."""
 
 import json
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 
 from theseus.data import shards
-from theseus.data.tokenizers import TrainedBPE
+from theseus.data.tokenize_job import Blockwise, tokenize
+from theseus.data.tokenizers import ByteLevel, TrainedBPE
 
 DOCS = [(f"doc{i}", f"Document number {i}. " + "All the world's a stage. " * (i + 1))
         for i in range(6)]
@@ -137,3 +139,67 @@ def test_existing_dataset_is_not_overwritten(tokenizer, tmp_path):
         shards.write_dataset(out, tok_path, tok, DOCS, {"train": [3], "val": [4]}, "Toy")
     assert (out / "meta.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+class Docs:
+    """A minimal in-memory source."""
+
+    def __init__(self, docs):
+        self.docs = docs
+
+    def documents(self):
+        return iter(self.docs)
+
+    def fingerprint(self):
+        return str(hash(tuple(self.docs)))
+
+    def describe(self):
+        return "toy documents"
+
+
+@pytest.fixture(scope="module")
+def streaming_dir(tmp_path_factory):
+    return tokenize(Docs(DOCS), ByteLevel(), val_fraction=0.3, workers=1, progress=False,
+                    out_root=tmp_path_factory.mktemp("v2"))
+
+
+def test_default_data_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("THESEUS_DATA", str(tmp_path))
+    assert shards.default_data_root() == tmp_path
+    monkeypatch.delenv("THESEUS_DATA")
+    assert shards.default_data_root() == shards.pathlib.Path("~/.cache/theseus/data").expanduser()
+
+
+def test_split_shards_are_read_only_memory_maps(streaming_dir):
+    meta = shards.read_meta(streaming_dir)
+    for split in shards.SPLITS:
+        maps = shards.split_shards(streaming_dir, split)
+        assert [len(m) for m in maps] == [s["tokens"] for s in meta["splits"][split]["shards"]]
+        assert all(isinstance(m, np.memmap) and m.dtype == np.uint16 and m.ndim == 1 for m in maps)
+        with pytest.raises(ValueError, match="read-only"):
+            maps[0][0] = 1
+
+
+def test_split_masks_of_a_blockwise_dataset(tmp_path):
+    out = tokenize(Docs(DOCS), ByteLevel(), style=Blockwise(seq_len=40), val_fraction=0.3,
+                   workers=1, progress=False, out_root=tmp_path)
+    meta = shards.read_meta(out)
+    for split in shards.SPLITS:
+        rows, masks = shards.split_shards(out, split), shards.split_masks(out, split)
+        assert [r.shape for r in rows] == [m.shape for m in masks]
+        assert sum(len(r) for r in rows) == meta["splits"][split]["rows"]
+        assert all(r.shape[1] == 40 and m.dtype == np.uint8 for r, m in zip(rows, masks))
+        assert sum(int(m.sum()) for m in masks) == meta["splits"][split]["tokens"]
+
+
+def test_read_meta_errors(streaming_dir, tmp_path):
+    with pytest.raises(ValueError, match=f"^{tmp_path} is not a prepared dataset \\(it has no "
+                                         f"meta.json\\); run its tokenize job"):
+        shards.read_meta(tmp_path)
+    (tmp_path / "meta.json").write_text(json.dumps({"splits": {}}))
+    with pytest.raises(ValueError, match="holds shards in format 'v1', not 'theseus-tokens-v2'"):
+        shards.read_meta(tmp_path)
+    with pytest.raises(ValueError, match="has no split 'test'; it has \\['train', 'val'\\]"):
+        shards.split_shards(streaming_dir, "test")
+    with pytest.raises(ValueError, match="is streaming; only blockwise datasets have loss masks"):
+        shards.split_masks(streaming_dir, "train")

@@ -173,3 +173,13 @@ def test_spec_round_trips_through_fiddle_json(kwargs):
     spec = fdl.build(serialization.load_json(serialization.dump_json(cfg)))
     assert spec == Tiktoken(**kwargs)
     assert spec.load().fingerprint() == Tiktoken(**kwargs).load().fingerprint()
+
+
+def test_encode_array_equals_encode():
+    from theseus.data.corpus import Shakespeare
+    from theseus.data.tiktoken_files import Tiktoken
+
+    tok = Tiktoken(name="gpt2").load()
+    _, text = next(iter(Shakespeare().documents()))
+    text = text[:20000] + " <|endoftext|> café"
+    assert tok.encode_array(text).tolist() == tok.encode(text)

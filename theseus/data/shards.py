@@ -1,13 +1,17 @@
-"""Tokenized shards on disk: flat token arrays per split plus a ``meta.json``.
+"""Token shards on disk (format ``theseus-tokens-v2``) and the API every reader uses.
 
-Layout of a prepared dataset directory::
+A prepared dataset is a directory; it is complete iff ``meta.json`` exists (written last,
+atomically)::
 
-    tokenizer.json
-    train.bin  val.bin        # documents joined by the end-of-text token, uint16 or uint32
-    meta.json                 # tokenizer identity and hash, dtype, counts, source, splits
+    meta.json                      tokenizer identity and sha256, dtype, counts, source, splits
+    tokenizer.json                 only for a tokenizer trained on the train split (TrainedBPE)
+    train-00000.bin ...            streaming: flat tokens, each document followed by end-of-text
+    train-00000.mask.bin ...       blockwise: rows [n, seq_len] of tokens plus a uint8 loss mask
+    val-00000.bin ...
 
-The directory is written under a temporary name and renamed into place, so a directory
-that exists is complete.
+``theseus.data.tokenize_job.tokenize`` writes it; ``read_meta``, ``split_shards`` and
+``split_masks`` read it. ``write_dataset``/``load_tokens`` are the single-file v1 format
+that ``TokenizedText`` still uses until it switches to ``tokenize``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from theseus.data.tokenizers import Tokenizer
+
+FORMAT = "theseus-tokens-v2"
+SPLITS = ("train", "val")
+
+
+def default_data_root() -> pathlib.Path:
+    """``$THESEUS_DATA`` or ``~/.cache/theseus/data``: where prepared datasets live."""
+    return pathlib.Path(os.environ.get("THESEUS_DATA", "~/.cache/theseus/data")).expanduser()
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -50,6 +62,53 @@ def assign_splits(docs: Sequence[tuple[str, str]], val_fraction: float) -> dict[
     return splits
 
 
+def shard_file(split: str, index: int, mask: bool = False) -> str:
+    """``train-00003.bin`` (or ``train-00003.mask.bin``): the file of chunk ``index``."""
+    return f"{split}-{index:05d}{'.mask' if mask else ''}.bin"
+
+
+def read_meta(data_dir: pathlib.Path | str) -> dict:
+    """The ``meta.json`` of a complete v2 dataset; one clear sentence if there is none."""
+    path = pathlib.Path(data_dir) / "meta.json"
+    if not path.is_file():
+        raise ValueError(f"{data_dir} is not a prepared dataset (it has no meta.json); run its "
+                         f"tokenize job to completion first.")
+    meta = json.loads(path.read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{data_dir} holds shards in format {meta.get('format', 'v1')!r}, not "
+                         f"{FORMAT!r}; tokenize the corpus again (it gets a new directory).")
+    return meta
+
+
+def _split_info(data_dir: pathlib.Path, meta: dict, split: str) -> dict:
+    if split not in meta["splits"]:
+        raise ValueError(f"dataset {data_dir} has no split '{split}'; it has {sorted(meta['splits'])}.")
+    return meta["splits"][split]
+
+
+def split_shards(data_dir: pathlib.Path | str, split: str) -> list[np.memmap]:
+    """The token shards of ``split`` as read-only memory maps (2-D ``[rows, seq_len]`` for a
+    blockwise dataset). Empty shards are never listed, so every map has data."""
+    data_dir = pathlib.Path(data_dir)
+    meta = read_meta(data_dir)
+    shape = (-1, meta["seq_len"]) if meta["style"] == "blockwise" else (-1,)
+    return [np.memmap(data_dir / s["file"], dtype=meta["dtype"], mode="r").reshape(shape)
+            for s in _split_info(data_dir, meta, split)["shards"]]
+
+
+def split_masks(data_dir: pathlib.Path | str, split: str) -> list[np.memmap]:
+    """The ``uint8`` loss masks ``[rows, seq_len]`` of a blockwise ``split``, shard by shard."""
+    data_dir = pathlib.Path(data_dir)
+    meta = read_meta(data_dir)
+    if meta["style"] != "blockwise":
+        raise ValueError(f"dataset {data_dir} is {meta['style']}; only blockwise datasets have "
+                         f"loss masks.")
+    return [np.memmap(data_dir / s["mask"], dtype=np.uint8, mode="r").reshape(-1, meta["seq_len"])
+            for s in _split_info(data_dir, meta, split)["shards"]]
+
+
+# --- v1 (one file per split), used by TokenizedText until it calls tokenize(); remove then.
+
 def write_split(tokenizer: Tokenizer, texts: Sequence[str], path: pathlib.Path) -> int:
     """Encodes ``texts``, joins them with end-of-text, writes ``path``; returns the token count."""
     dtype = token_dtype(tokenizer.vocab_size)
@@ -64,7 +123,8 @@ def write_split(tokenizer: Tokenizer, texts: Sequence[str], path: pathlib.Path) 
 
 def write_dataset(out_dir: pathlib.Path, tokenizer_json: pathlib.Path, tokenizer: Tokenizer,
                   docs: Sequence[tuple[str, str]], splits: dict[str, list[int]], source: str) -> None:
-    """Writes the shards and ``meta.json`` of ``docs`` into ``out_dir`` atomically."""
+    """v1: writes ``train.bin``/``val.bin`` and ``meta.json`` of ``docs`` into ``out_dir``
+    atomically."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
@@ -86,8 +146,7 @@ def write_dataset(out_dir: pathlib.Path, tokenizer_json: pathlib.Path, tokenizer
 
 
 def load_tokens(data_dir: pathlib.Path, split: str) -> np.ndarray:
-    """The tokens of ``split`` as a read-only memory map."""
+    """v1: the tokens of ``split`` as a read-only memory map."""
     meta = json.loads((data_dir / "meta.json").read_text())
-    if split not in meta["splits"]:
-        raise ValueError(f"dataset {data_dir} has no split '{split}'; it has {sorted(meta['splits'])}.")
-    return np.memmap(data_dir / meta["splits"][split]["file"], dtype=meta["dtype"], mode="r")
+    return np.memmap(data_dir / _split_info(data_dir, meta, split)["file"], dtype=meta["dtype"],
+                     mode="r")
