@@ -16,6 +16,8 @@ flags.FLAGS.mark_as_parsed()
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Prepared datasets (tokenizer + shards) are shared by every test of the session.
 os.environ.setdefault("THESEUS_DATA", tempfile.mkdtemp(prefix="theseus-test-data-"))
+# Submission records (theseus status/logs) of the tests stay out of ~/.theseus.
+os.environ.setdefault("THESEUS_HOME", tempfile.mkdtemp(prefix="theseus-test-home-"))
 
 # A training run small enough for tests: seconds, not minutes.
 TINY_OVERRIDES = [

@@ -14,7 +14,8 @@ EXAMPLES = """\
 
 States: running, finished, failed, preempted (from the run's status.json); stopped (its
 process is gone, or an older run without status.json that did not finish); new (only a
-config so far). AGE is the time since the run last wrote anything.
+config so far). AGE is the time since the run last wrote anything. Jobs submitted to
+SLURM from this machine follow in a second table, their state from scontrol (`theseus logs`).
 """
 HEADER = ("RUN", "STEP", "LOSS", "STATE", "AGE")
 
@@ -31,14 +32,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Prints the table."""
+    from theseus.cli.logs import render_jobs
     from theseus.cli.runinfo import find_runs, read_run
 
     root = existing_dir(args.root, "runs folder")
     runs = [read_run(path) for path in find_runs(root)]
-    if not runs:
-        print(f"no runs under {root}")
-        return 0
-    print(render(runs, root))
+    print(render(runs, root) if runs else f"no runs under {root}")
+    jobs = render_jobs()  # submitted SLURM jobs, from scontrol/squeue (none: no table)
+    if jobs:
+        print(f"\nsubmitted jobs:\n{jobs}")
     return 0
 
 
