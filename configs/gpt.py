@@ -15,6 +15,7 @@ import fiddle as fdl
 
 from theseus.data.corpus import Shakespeare
 from theseus.data.pipeline import TokenizedText
+from theseus.data.tiktoken_files import Tiktoken
 from theseus.data.tokenizers import TrainedBPE
 from theseus.experiment import Experiment
 from theseus.models.gpt import GPTConfig
@@ -58,11 +59,13 @@ def tiny() -> fdl.Config[Experiment]:
 
 def _gpt2(num_layers: int, d_model: int, num_heads: int, learning_rate: float
           ) -> fdl.Config[Experiment]:
-    """GPT-2 shapes: context 1024, vocab 50304 (50257 padded), batch 512 x 1024 tokens."""
+    """GPT-2 shapes: context 1024, the GPT-2 BPE (50257 tokens, padded to 50304), batch
+    512 x 1024 tokens."""
     cfg = base(num_layers=num_layers, d_model=d_model, num_heads=num_heads, seq_len=1024,
-               vocab_size=50304, tokenizer_vocab=50257, batch_size=512, num_steps=20000,
+               vocab_size=50304, batch_size=512, num_steps=20000,
                learning_rate=learning_rate, warmup_steps=700, eval_every=500,
                checkpoint_every=1000)
+    cfg.data.tokenizer = fdl.Config(Tiktoken, name="gpt2")
     bf16(cfg)
     return cfg
 

@@ -16,7 +16,7 @@ RESUME_SAFE_FIELDS = frozenset({
     "trainer.num_steps", "trainer.eval_every", "trainer.eval_batches",
     "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.keep_every",
     "trainer.log_every", "trainer.progress", "trainer.sample_tokens", "trainer.max_bad_steps",
-    "data.worker_count", "data.cache_dir",
+    "data.worker_buffer_size", "data.tokenize_workers", "data.cache_dir",
 })
 
 

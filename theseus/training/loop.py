@@ -7,6 +7,7 @@ is found at those points, and the state is never saved after one.
 
 from __future__ import annotations
 
+import pathlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,16 @@ class Preempted(Exception):
     exit_code = REQUEUE_EXIT_CODE
 
 
+def metrics_dir(workdir: pathlib.Path) -> pathlib.Path:
+    """Where this process writes metrics: the workdir for process 0; ``process-N/`` under it
+    for the others of a multi-process run (their rows repeat process 0's global values)."""
+    if jax.process_index() == 0:
+        return workdir
+    directory = workdir / f"process-{jax.process_index()}"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
 class TrainingLoop:
     """Runs the remaining steps of ``run``; ``run()`` returns the final results."""
 
@@ -50,13 +61,14 @@ class TrainingLoop:
         self.eval_fn = jax.jit(make_eval_step(run.factory.graphdef))
         peak, source = peak_flops()
         logging.info("peak %.3g FLOP/s (%s)", peak, source)
-        self.logger = MetricsLogger(run.workdir, self.cfg.batch_size * exp.model.seq_len,
+        self.logger = MetricsLogger(metrics_dir(run.workdir), self.cfg.batch_size * exp.model.seq_len,
                                     exp.model.flops_per_token(), peak, run.start)
         self.started_at = started_at
         self.timings: dict[str, Any] = {"seconds_to_first_step": None, "compile_seconds": None}
         self.bad_steps = 0
         self.val_loss: float | None = None
         self.saved_step = run.start
+        self._data_wait, self._wait_since = 0.0, time.perf_counter()  # the train/data_wait window
 
     def run(self) -> dict[str, Any]:
         """Trains to ``trainer.num_steps``; raises ``Preempted`` or ``TrainingError``."""
@@ -79,7 +91,10 @@ class TrainingLoop:
                 "bad_steps": self.bad_steps}
 
     def _step(self, step: int, bar: tqdm) -> None:
-        batch = sharding.global_batch(next(self.r.data_iter), self.r.mesh)
+        waited = time.perf_counter()
+        local = next(self.r.data_iter)  # host time only: no device sync
+        self._data_wait += time.perf_counter() - waited
+        batch = sharding.global_batch(local, self.r.mesh)
         t = time.perf_counter()
         self.r.state, metrics = self.step_fn(self.r.state, batch)
         faults.maybe_kill("step", step)
@@ -89,10 +104,11 @@ class TrainingLoop:
             self.timings["compile_seconds"] = time.perf_counter() - t
             self.timings["seconds_to_first_step"] = time.time() - self.started_at
             self._flush()
-            self.logger.restart_window()
+            self._restart_window()
         last = step == self.cfg.num_steps
         if step % self.cfg.log_every == 0 or last:
             row = self._flush()
+            self._log_data_wait(step)
             bar.set_postfix(loss=f"{row['train/loss']:.3f}", tok_s=f"{row['tokens_per_sec']:.0f}",
                             mfu=f"{row['mfu']:.1%}", refresh=False)
         bar.update(1)
@@ -103,9 +119,22 @@ class TrainingLoop:
             bar.write(f"step {step}: validation loss {self.val_loss:.4f}")
             if self.r.best.offer(step, self.r.state, self.val_loss):
                 logging.info("step %d is the new best checkpoint", step)
-            self.logger.restart_window()
+            self._restart_window()
         if step % self.cfg.checkpoint_every == 0 or last:
             self._save(step)
+
+    def _restart_window(self) -> None:
+        """Starts the timing windows afresh after time spent outside training steps."""
+        self.logger.restart_window()
+        self._data_wait, self._wait_since = 0.0, time.perf_counter()
+
+    def _log_data_wait(self, step: int) -> None:
+        """Writes ``train/data_wait``: the fraction of wall time since the last such row (just
+        after a flush, which waited for the device) spent waiting for the next batch."""
+        now = time.perf_counter()
+        fraction = self._data_wait / max(now - self._wait_since, 1e-9)
+        self.logger.write(step, {"train/data_wait": fraction})
+        self._data_wait, self._wait_since = 0.0, now
 
     def _flush(self) -> dict[str, float]:
         """Writes queued metrics and stops on a non-finite loss beyond ``max_bad_steps``."""
@@ -157,6 +186,7 @@ class TrainingLoop:
         self.r.ckpt.wait()
         write_status(self.r.workdir, "preempted", step, self.cfg.num_steps,
                      f"stopped by {signal_name or 'another process'} after step {step}")
-        raise Preempted(f"stopped by {signal_name} after step {step}; checkpoint {step} saved. "
+        raise Preempted(f"stopped by {signal_name or 'another process'} after step {step}; "
+                        f"checkpoint {step} saved. "
                         f"Run the same command again to resume.")
 
