@@ -26,6 +26,14 @@ flags.DEFINE_bool("allow_config_change", False,
                   "Resume even though the config changes what the run computes.")
 flags.DEFINE_bool("from_scratch", False,
                   "If no checkpoint in the workdir can be restored, move them aside and start over.")
+flags.DEFINE_string("xm", None, "Launch through xmanager: local, slurm:CLUSTER, vertex:CLUSTER "
+                    "or ssh:CLUSTER (see docs/launching.md).")
+flags.DEFINE_multi_string("sweep", [], "Sweep a field, path=v1,v2 (repeatable: the cartesian "
+                          "product); one work unit per point. Implies --xm=local if no --xm.")
+flags.DEFINE_string("clusters", None, "Clusters file (default $THESEUS_CLUSTERS or "
+                    "~/.theseus/clusters.py).")
+flags.DEFINE_string("chip", None, "Chip to ask a cluster for (h100, v5p-16, v6e, ...).")
+flags.DEFINE_integer("n_chips", None, "How many chips to ask a cluster for.")
 FLAGS = flags.FLAGS
 USAGE_ERROR = 2
 
@@ -41,6 +49,20 @@ def main(argv: list[str]) -> None:
         logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}; overrides go in --fdl_set=path=value.")
+    if FLAGS.xm or FLAGS.sweep:  # through xmanager: work units run launch.py without --xm
+        from theseus.config import ConfigError
+        from theseus.launch import launch_from_flags
+
+        try:
+            sys.exit(launch_from_flags(FLAGS))
+        except ConfigError as e:
+            _fail(str(e))
+    from theseus.distributed import initialize_from_env
+
+    try:
+        initialize_from_env()  # multi-process runs join their cluster before any JAX work
+    except ValueError as e:
+        _fail(str(e))
     from theseus.runner import RUN_ERRORS, describe, exit_code_for, run
 
     try:

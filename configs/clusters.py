@@ -48,7 +48,9 @@ LOCAL_SLURM = Cluster(
 )
 
 # TPUs on Vertex AI (see docs/launching.md for the project and region settings).
-VERTEX = Cluster("vertex", kind="vertex", login="local", uv_groups=("tpu",))
+VERTEX = Cluster("vertex", kind="vertex", login="local", uv_groups=("tpu",),
+                 env={"VERTEX_PROJECT": "my-project", "VERTEX_REGION": "us-central1",
+                      "VERTEX_IMAGE_REPOSITORY": "us-docker.pkg.dev/my-project/theseus"})
 
 # A plain GPU box reached over ssh: runs start under `setsid nohup`.
 WORKSTATION = Cluster("workstation", kind="ssh", login="gpu-box", chips_per_node=2,
