@@ -61,3 +61,52 @@ def test_fiddlers_change_what_they_say():
     model = fdl.build(cfg).model
     assert (model.dtype, model.remat, model.position) == ("bfloat16", True, "rope")
     assert jax.numpy.dtype(model.param_dtype) == jax.numpy.float32
+
+
+# Llama and MoE presets (configs/llama.py, configs/moe.py): millions of parameters from the
+# configs' formulas; the tiny ones also from the module's abstract shapes (no memory used).
+FAMILY_PRESETS = {("llama", "tiny"): 1.31, ("llama", "llama1b"): 1236, ("llama", "llama3b"): 3213,
+                  ("llama", "llama8b"): 8030, ("moe", "tiny"): 2.30, ("moe", "small"): 1252}
+
+
+def _family_preset(module: str, name: str) -> fdl.Config:
+    """The config of preset ``name`` in ``configs/<module>.py``."""
+    return getattr(_configs_module(module), name)()
+
+
+def _configs_module(module: str):
+    """``configs.<module>``, imported."""
+    import importlib
+
+    return importlib.import_module(f"configs.{module}")
+
+
+@pytest.mark.parametrize("module, name", list(FAMILY_PRESETS))
+def test_family_preset_builds_round_trips_and_has_its_size(module, name):
+    cfg = _family_preset(module, name)
+    again = from_json(to_json(cfg))
+    assert again == cfg and to_json(again) == to_json(cfg)
+    model = fdl.build(again).model
+    assert model.num_params() / 1e6 == pytest.approx(FAMILY_PRESETS[module, name], rel=0.005)
+    if name == "tiny":
+        _, abstract = nnx.split(nnx.eval_shape(lambda: model.make(nnx.Rngs(0))))
+        assert count_params(abstract) == model.num_params()
+    doc = getattr(_configs_module(module), name).__doc__.lower()
+    for word in ("parameters", "context", "tokens", "hardware"):
+        assert word in doc, (module, name, word)
+
+
+def test_llama_presets_reuse_gpt_tiny_training_setup():
+    llama_tiny, gpt_tiny = _family_preset("llama", "tiny"), gpt.tiny()
+    for part in ("data", "optimizer", "trainer"):
+        assert getattr(llama_tiny, part) == getattr(gpt_tiny, part), part
+    big = fdl.build(_family_preset("llama", "llama8b"))
+    assert (big.model.vocab_size, big.model.num_kv_heads, big.model.tie_embeddings) == (
+        128256, 8, False)
+
+
+def test_splash_attention_off_tpu_fails_validation():
+    cfg = _family_preset("llama", "tiny")
+    cfg.model.attention = "splash"
+    with pytest.raises(ValueError, match="model.attention='splash' runs only on TPU"):
+        fdl.build(cfg).validate()

@@ -112,7 +112,9 @@ def _label(target: Any) -> str:
     return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
 
 
-MODELS = Registry("model", "model", {"gpt": "theseus.models.gpt.GPTConfig"})
+MODELS = Registry("model", "model", {"gpt": "theseus.models.gpt.GPTConfig",
+                                     "llama": "theseus.models.llama.LlamaConfig",
+                                     "moe": "theseus.models.moe.MoEConfig"})
 DATASETS = Registry("dataset", "data", {"shakespeare": "theseus.registry.shakespeare"})
 _BY_FIELD = {r.field: r for r in (MODELS, DATASETS)}
 

@@ -253,3 +253,16 @@ def test_loss_falls_when_trained():
         losses.append(float(loss))
     assert abs(losses[0] - math.log(64)) < 0.5  # starts near uniform
     assert losses[-1] < 0.25 * losses[0], losses  # ~4.1 -> ~0.45 in practice
+
+
+def test_forward_returns_logits_and_zero_aux_loss():
+    _, graphdef, params = make(ONE)
+    x = ids()
+    logits, aux = jax.jit(lambda p, x: nnx.merge(graphdef, p).forward(x))(params, x)
+    np.testing.assert_array_equal(logits, apply(graphdef, params, x))
+    assert float(aux) == 0.0 and aux.dtype == jnp.float32
+
+
+def test_num_params_matches_hand_formula_and_modules():
+    for cfg in (TINY, dataclasses.replace(TINY, position="rope", use_bias=False)):
+        assert cfg.num_params() == _expected_params(cfg)

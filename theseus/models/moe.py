@@ -1,0 +1,100 @@
+"""A mixture-of-experts decoder: the Llama architecture with every SwiGLU replaced by top-k
+routed SwiGLU experts (``theseus.models.moe_layer``), as Mixtral.
+
+Parameter tree: Llama's, with ``blocks.N.moe.{router,gate,up,down}.kernel`` in place of
+``blocks.N.mlp``: router ``[D, E]``, gate/up ``[E, D, F]``, down ``[E, F, D]`` (logical
+axis ``expert`` on E). ``forward`` returns the load-balancing loss, averaged over layers and
+scaled by ``aux_loss_weight``, as ``aux_loss``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+import jax
+from flax import nnx
+
+from theseus.models import base
+from theseus.models.attention import GroupedAttention
+from theseus.models.layers import dropout
+from theseus.models.llama import Llama, LlamaConfig
+from theseus.models.moe_layer import DISPATCH_MODES, MoE
+from theseus.models.norms import RMSNorm
+
+
+@dataclasses.dataclass(frozen=True)
+class MoEConfig(LlamaConfig):
+    """Llama's hyperparameters plus the experts': ``num_experts`` SwiGLU experts of width
+    ``ffn_dim``, ``experts_per_token`` (top-k) of them per token; ``dispatch`` is
+    ``capacity`` (assignments beyond ``capacity_factor`` times the even share are dropped)
+    or ``dropless``; ``aux_loss_weight`` scales the load-balancing loss."""
+
+    num_experts: int = 8
+    experts_per_token: int = 2
+    capacity_factor: float = 1.25
+    dispatch: Literal["capacity", "dropless"] = "capacity"
+    aux_loss_weight: float = 0.01
+
+    def __post_init__(self):
+        super().__post_init__()
+        base.check_positive(num_experts=self.num_experts,
+                            experts_per_token=self.experts_per_token)
+        if self.experts_per_token > self.num_experts:
+            raise ValueError(f"model.experts_per_token ({self.experts_per_token}) must not exceed "
+                             f"model.num_experts ({self.num_experts}).")
+        if self.capacity_factor <= 0:
+            raise ValueError(f"model.capacity_factor must be positive, got {self.capacity_factor}.")
+        if self.aux_loss_weight < 0:
+            raise ValueError(f"model.aux_loss_weight must be >= 0, got {self.aux_loss_weight}.")
+        base.check_choice("dispatch", self.dispatch, DISPATCH_MODES)
+
+    def make(self, rngs: nnx.Rngs) -> Llama:
+        """Builds the module with freshly initialised parameters."""
+        return Llama(self, rngs=rngs, block_cls=MoEBlock)
+
+    def num_params(self) -> int:
+        """Parameters: embedding, blocks (2 norms, attention, router, experts), norm, head."""
+        D, V, E = self.d_model, self.vocab_size, self.num_experts
+        block = 2 * D + self.attention_params() + D * E + E * 3 * D * self.ffn_dim
+        head = 0 if self.tie_embeddings else D * V
+        return V * D + self.num_layers * block + D + head
+
+    def active_params(self) -> int:
+        """Matmul parameters one token uses: attention, router, its k experts, the head."""
+        D = self.d_model
+        per_layer = (self.attention_params() + D * self.num_experts
+                     + self.experts_per_token * 3 * D * self.ffn_dim)
+        return self.num_layers * per_layer + self.vocab_size * D
+
+    def flops_per_token(self) -> float:
+        """6N + 12·L·T·D with N the active matmul parameters (only the k chosen experts)."""
+        return base.palm_flops(self.active_params(), self.num_layers, self.seq_len, self.d_model)
+
+
+class MoEBlock(nnx.Module):
+    """Pre-norm block: ``x + attn(rms(x))`` then ``x + moe(rms(x))``; returns its weighted
+    share of the load-balancing loss."""
+
+    def __init__(self, cfg: MoEConfig, *, rngs: nnx.Rngs):
+        out_std = 0.02 / math.sqrt(2 * cfg.num_layers)
+        kw = {"rngs": rngs, "out_std": out_std, "dtype": cfg.dtype, "param_dtype": cfg.param_dtype}
+        norm = {"rngs": rngs, "eps": cfg.norm_eps, "param_dtype": cfg.param_dtype}
+        self.attn_norm = RMSNorm(cfg.d_model, **norm)
+        self.attn = GroupedAttention(cfg.d_model, cfg.num_heads, cfg.num_kv_heads,
+                                     rope_base=cfg.rope_theta, impl=cfg.attention, **kw)
+        self.mlp_norm = RMSNorm(cfg.d_model, **norm)
+        self.moe = MoE(cfg.d_model, cfg.ffn_dim, cfg.num_experts, cfg.experts_per_token,
+                       capacity_factor=cfg.capacity_factor, dispatch=cfg.dispatch, **kw)
+        self.rate = cfg.dropout
+        self.aux_scale = cfg.aux_loss_weight / cfg.num_layers
+
+    def __call__(self, x_BTD: jax.Array, key: jax.Array | None,
+                 segment_ids: jax.Array | None = None, positions: jax.Array | None = None
+                 ) -> tuple[jax.Array, jax.Array]:
+        k1, k2 = jax.random.split(key) if key is not None else (None, None)
+        h_BTD = self.attn(self.attn_norm(x_BTD), segment_ids, positions)
+        x_BTD = x_BTD + dropout(h_BTD, self.rate, k1)
+        y_BTD, balance = self.moe(self.mlp_norm(x_BTD))
+        return x_BTD + dropout(y_BTD.astype(x_BTD.dtype), self.rate, k2), self.aux_scale * balance
