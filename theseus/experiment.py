@@ -6,8 +6,10 @@ import dataclasses
 import pathlib
 from typing import Any
 
-from theseus.data.pipeline import TokenizedText
-from theseus.models.gpt import GPTConfig
+from theseus.data.mixture import Mixture
+from theseus.data.pipeline import Shards, TokenizedText
+from theseus.data.seqio_source import SeqioData
+from theseus.models.base import ModelConfig
 from theseus.training.optimizer import AdamW
 from theseus.training.trainer import Trainer, train
 
@@ -17,8 +19,8 @@ class Experiment:
     """``model``, ``data``, ``optimizer`` and ``trainer``: what a config function returns as a
     ``fdl.Config(Experiment, ...)`` and ``fdl.build`` turns into this object."""
 
-    model: GPTConfig
-    data: TokenizedText
+    model: ModelConfig  # GPTConfig, LlamaConfig, MoEConfig (theseus.models.base)
+    data: TokenizedText | Shards | Mixture | SeqioData
     optimizer: AdamW
     trainer: Trainer
 
@@ -26,10 +28,12 @@ class Experiment:
         """Checks what no single part can check alone; raises ValueError before any compute."""
         import jax
 
-        self.trainer.check_devices(jax.device_count())
-        if self.model.vocab_size < self.data.tokenizer.vocab_size:
-            raise ValueError(f"model.vocab_size ({self.model.vocab_size}) is smaller than "
-                             f"data.tokenizer.vocab_size ({self.data.tokenizer.vocab_size}).")
+        self.trainer.check_devices(jax.device_count(), self.model)
+        check_platform = getattr(self.model, "check_platform", None)
+        if check_platform is not None:  # e.g. splash attention off TPU
+            check_platform(jax.default_backend())
+        # the tokenizer fits model.vocab_size; shards match data.tokenizer and model.seq_len
+        self.data.check(self.model.seq_len, self.model.vocab_size)
         try:
             self.optimizer.make(self.trainer.num_steps)
         except ValueError as e:

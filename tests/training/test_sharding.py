@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import jax
 import pytest
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from theseus.models.gpt import GPTConfig
 from theseus.training import sharding
@@ -12,18 +14,20 @@ from theseus.training import sharding
 
 def test_mesh_takes_every_device_on_data_by_default():
     mesh = sharding.make_mesh()
-    assert mesh.axis_names == ("data", "fsdp", "tensor")
-    assert mesh.devices.size == len(mesh.devices.flat)
+    assert mesh.axis_names == ("data", "fsdp", "expert", "tensor")
+    assert sharding.mesh_sizes(mesh) == {"data": jax.device_count(), "fsdp": 1, "expert": 1,
+                                         "tensor": 1}
 
 
 def test_mesh_that_does_not_cover_the_devices_is_a_clear_error():
-    with pytest.raises(ValueError, match="does not cover"):
-        sharding.make_mesh(data=3, fsdp=1, tensor=1)
+    with pytest.raises(ValueError, match="needs a multiple of 3 devices"):
+        sharding.make_mesh(sharding.MeshShape(data=3), devices=jax.devices()[:1])
 
 
 def test_logical_names_map_through_the_table():
     assert sharding.logical_to_spec(("embed", "mlp")) == P("fsdp", "tensor")
-    assert sharding.logical_to_spec(("batch", None)) == P(("data", "fsdp"), None)
+    assert sharding.logical_to_spec(("batch", None)) == P(("data", "fsdp", "expert"), None)
+    assert sharding.logical_to_spec(("expert", "embed", "mlp")) == P("expert", "fsdp", "tensor")
     assert sharding.logical_to_spec(None) == P()
 
 

@@ -26,8 +26,9 @@ class StateFactory:
     """Knows the model's graph, the state's placement, and how to make a fresh state.
 
     ``init()`` runs one jitted function whose outputs are born sharded (parameters follow
-    their logical axes; optimizer moments follow the parameters), so no device ever holds
-    the whole unsharded state first.
+    their logical axes; optimizer moments are placed exactly like the parameters, counters
+    are replicated), so no device ever holds the whole unsharded state first.
+    ``shardings`` is that placement, as a tree like the state.
     """
 
     def __init__(self, model_cfg: ModelConfig, tx: optax.GradientTransformation, seed: int,
@@ -36,6 +37,11 @@ class StateFactory:
         self.graphdef, abstract_vars = nnx.split(abstract_model)
         self.abstract_params = nnx.to_pure_dict(abstract_vars)
         param_shardings = nnx.to_pure_dict(sharding.state_shardings(abstract_vars, mesh))
+        self.shardings = {
+            "params": param_shardings,
+            "opt_state": sharding.optimizer_shardings(tx, self.abstract_params,
+                                                      param_shardings, mesh),
+            "step": sharding.replicated(mesh)}
 
         def init() -> dict[str, Any]:
             _, variables = nnx.split(model_cfg.make(nnx.Rngs(params=seed)))
@@ -43,9 +49,7 @@ class StateFactory:
             return {"params": params, "opt_state": tx.init(params),
                     "step": jnp.zeros((), jnp.int32)}
 
-        self._init = jax.jit(init)
-        compiled = self._init.lower().compile()
-        self.shardings = compiled.output_shardings
+        self._init = jax.jit(init, out_shardings=self.shardings)
         self.abstract = abstract_like(self.shardings, jax.eval_shape(init))
 
     def init(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 from tqdm import tqdm
 
@@ -23,6 +24,7 @@ from theseus.training.checkpoint import BestCheckpoint, CheckpointError, Checkpo
 from theseus.training.metrics import truncate_metrics
 from theseus.training.state import StateFactory
 from theseus.training.status import write_status
+from theseus.training.train_step import as_batch
 
 if TYPE_CHECKING:
     from theseus.experiment import Experiment
@@ -30,8 +32,10 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class Trainer:
-    """How long and how to train. ``batch_size`` is global, in sequences, split over every
-    device and over ``grad_accum_steps`` microbatches. Steps count optimizer updates.
+    """How long and how to train. ``batch_size`` is global, in sequences, split over the
+    batch axes of the mesh and over ``grad_accum_steps`` microbatches. Steps count optimizer
+    updates. ``mesh`` sizes the device mesh (``MeshShape``: data, FSDP, tensor and expert
+    parallelism; the default puts every device on ``data``).
 
     Checkpoints: every ``checkpoint_every`` steps; the newest ``keep_checkpoints`` are kept,
     plus every multiple of ``keep_every`` (0: none); ``best/`` holds the lowest validation
@@ -52,6 +56,7 @@ class Trainer:
     log_every: int = 10
     sample_tokens: int = 200
     progress: bool = True
+    mesh: sharding.MeshShape = sharding.MeshShape()
 
     def __post_init__(self):
         for name in ("num_steps", "batch_size", "grad_accum_steps", "eval_every", "eval_batches",
@@ -65,13 +70,26 @@ class Trainer:
             raise ValueError(f"trainer.batch_size ({self.batch_size}) must be divisible by "
                              f"trainer.grad_accum_steps ({self.grad_accum_steps}).")
 
-    def check_devices(self, n_devices: int) -> None:
-        """Raises if the batch cannot be split evenly over the devices."""
+    def check_devices(self, n_devices: int, model: Any = None) -> None:
+        """Raises ValueError, before any compute, if ``mesh`` does not cover ``n_devices``,
+        the batch does not split over its batch axes and the processes, or (given the model
+        config) the model's heads, experts or parameter axes do not split over the mesh."""
+        sizes = self.mesh.sizes(n_devices)
+        ways = int(np.prod([sizes[a] for a in self.mesh.batch_ways]))
         per_micro = self.batch_size // self.grad_accum_steps
-        if per_micro % n_devices:
+        if per_micro % ways:
+            axes = " x ".join(f"{a}={sizes[a]}" for a in self.mesh.batch_ways)
             raise ValueError(f"trainer.batch_size / grad_accum_steps = {per_micro} sequences "
-                             f"cannot be split over {n_devices} devices; use a multiple of "
-                             f"{n_devices}.")
+                             f"cannot be split over the {ways} batch shards of trainer.mesh "
+                             f"({axes}); use a batch_size whose microbatch is a multiple of "
+                             f"{ways}, or change trainer.mesh.")
+        if self.batch_size % jax.process_count():
+            raise ValueError(f"trainer.batch_size ({self.batch_size}) cannot be split over "
+                             f"{jax.process_count()} processes; use a multiple of "
+                             f"{jax.process_count()}.")
+        sharding.check_processes(sizes, jax.process_count(), jax.local_device_count())
+        if model is not None:
+            sharding.check_parameters(model, sizes)
 
 
 @dataclasses.dataclass
@@ -98,7 +116,7 @@ def setup(exp: "Experiment", workdir: pathlib.Path, from_scratch: bool = False) 
     without it they raise ``CheckpointError``.
     """
     cfg = exp.trainer
-    mesh = sharding.make_mesh()
+    mesh = sharding.make_mesh(cfg.mesh)
     prepared = exp.data.prepare()
     tx = exp.optimizer.make(cfg.num_steps)
     factory = StateFactory(exp.model, tx, cfg.seed, mesh)
@@ -118,7 +136,9 @@ def setup(exp: "Experiment", workdir: pathlib.Path, from_scratch: bool = False) 
                                                cfg.seed))
         restored = None
     start, state = restored if restored else (0, factory.init())
-    truncate_metrics(workdir / "metrics.jsonl", start)  # rows after the restored step go
+    from theseus.training.loop import metrics_dir
+
+    truncate_metrics(metrics_dir(workdir) / "metrics.jsonl", start)  # rows after it go
     if start:
         if jax.process_index() == 0:
             tqdm.write(f"resuming {workdir} from the checkpoint of step {start}")
@@ -126,17 +146,32 @@ def setup(exp: "Experiment", workdir: pathlib.Path, from_scratch: bool = False) 
                BestCheckpoint(workdir / "best"), state, start)
 
 
+def _targets(batch: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+    """The target tokens of a validation batch that count in the loss (all, or the masked)."""
+    batch = as_batch(batch)
+    targets = np.asarray(batch["tokens"])[:, 1:]
+    if "loss_mask" in batch:
+        return targets[np.asarray(batch["loss_mask"])[:, 1:] > 0]
+    return targets.ravel()
+
+
 def _report(exp: "Experiment", run: Run, results: dict[str, Any]) -> dict[str, Any]:
     """The summary: final loss against the unigram entropy, loss curve, and a text sample."""
-    targets = np.concatenate([b[:, 1:].ravel() for b in run.val_batches])
+    targets = np.concatenate([_targets(b) for b in run.val_batches])
+    params = run.state["params"]
+    if jax.process_count() > 1:  # each process holds its own rows and parameter shards
+        counts = np.bincount(targets.astype(np.int64), minlength=exp.model.vocab_size)
+        counts = np.asarray(multihost_utils.process_allgather(counts)).sum(0)
+        targets = np.repeat(np.arange(len(counts)), counts)  # all processes' targets, sorted
+        params = multihost_utils.process_allgather(params, tiled=True)
     summary = {"step": int(jax.device_get(run.state["step"])),
                "val/unigram_entropy": report.unigram_entropy(targets),
-               "params_sha256": report.params_fingerprint(run.state["params"]), **results}
+               "params_sha256": report.params_fingerprint(params), **results}
     if jax.process_index() == 0:
         report.plot_losses(run.workdir / "metrics.jsonl", run.workdir / "loss.png")
         if exp.trainer.sample_tokens:
             tokenizer = run.prepared.tokenizer
-            ids = sample(run.factory.graphdef, run.state["params"], [tokenizer.eot_id],
+            ids = sample(run.factory.graphdef, params, [tokenizer.eot_id],
                          exp.trainer.sample_tokens, exp.model.seq_len, tokenizer.vocab_size,
                          seed=exp.trainer.seed)
             summary["sample"] = tokenizer.decode(ids)
