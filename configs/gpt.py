@@ -21,6 +21,7 @@ from theseus.experiment import Experiment
 from theseus.models.gpt import GPTConfig
 from theseus.training.optimizer import AdamW
 from theseus.training.schedules import Cosine
+from theseus.training.sharding import MeshShape
 from theseus.training.trainer import Trainer
 
 
@@ -39,7 +40,8 @@ def base(*, num_layers: int, d_model: int, num_heads: int, seq_len: int, vocab_s
         optimizer=fdl.Config(AdamW, learning_rate=learning_rate, weight_decay=weight_decay,
                              schedule=fdl.Config(Cosine, warmup_steps=warmup_steps)),
         trainer=fdl.Config(Trainer, num_steps=num_steps, batch_size=batch_size,
-                           eval_every=eval_every, checkpoint_every=checkpoint_every),
+                           eval_every=eval_every, checkpoint_every=checkpoint_every,
+                           mesh=fdl.Config(MeshShape)),
     )
 
 

@@ -17,6 +17,8 @@ RESUME_SAFE_FIELDS = frozenset({
     "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.keep_every",
     "trainer.log_every", "trainer.progress", "trainer.sample_tokens", "trainer.max_bad_steps",
     "data.worker_buffer_size", "data.tokenize_workers", "data.cache_dir",
+    # The same math on another device layout: restore re-shards the state.
+    "trainer.mesh.data", "trainer.mesh.fsdp", "trainer.mesh.tensor", "trainer.mesh.expert",
 })
 
 
