@@ -1,0 +1,39 @@
+"""bench/train.py: the experiments it times and the environment of its workers."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from tests.conftest import ROOT
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("bench_train", ROOT / "bench" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_small_is_gpt2_small_at_a_cpu_sized_batch_in_float32():
+    bench = load()
+    exp = bench.build_experiment("small", small_batch=2, small_seq_len=64)
+    m = exp.model
+    assert (m.num_layers, m.d_model, m.num_heads, m.vocab_size) == (12, 768, 12, 50304)
+    assert (m.seq_len, exp.trainer.batch_size, m.dtype) == (64, 2, "float32")
+    assert exp.data.tokenizer.vocab_size == 2048  # the tiny preset's tokens
+
+
+def test_tiny_is_the_preset_unchanged():
+    bench = load()
+    exp = bench.build_experiment("tiny", small_batch=2, small_seq_len=64)
+    assert (exp.model.num_layers, exp.model.d_model, exp.model.seq_len) == (4, 128, 128)
+    assert exp.trainer.batch_size == 16 and exp.optimizer.learning_rate == 3e-3
+
+
+def test_worker_environment_pins_threads_and_turns_the_compile_cache_off():
+    bench = load()
+    one = bench.worker_env("jax", 1)
+    assert "--xla_cpu_multi_thread_eigen=false" in one["XLA_FLAGS"]
+    assert one["THESEUS_COMPILE_CACHE"] == "off" and one["JAX_PLATFORMS"] == "cpu"
+    assert "--xla_cpu_multi_thread_eigen=false" not in bench.worker_env("jax", 2).get("XLA_FLAGS", "")
+    assert bench.worker_env("torch", 2)["OMP_NUM_THREADS"] == "2"
