@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -104,17 +105,25 @@ def run(cfg: fdl.Buildable, workdir: pathlib.Path | str, started_at: float | Non
     """Builds ``cfg`` and trains it in ``workdir`` (resuming if it has checkpoints)."""
     started_at = started_at or time.time()
     workdir = pathlib.Path(workdir)
+    fresh = not workdir.exists()
     compile_cache.enable()  # THESEUS_COMPILE_CACHE=off turns it off
-    with start_run(cfg, workdir, allow_config_change) as experiment:
-        try:
-            return experiment.run(workdir, started_at=started_at, from_scratch=from_scratch)
-        except (CheckpointError, TrainingError) as e:
-            status = read_status(workdir) or {}
-            if status.get("state") != "failed":
-                trainer = getattr(experiment, "trainer", None)
-                write_status(workdir, "failed", status.get("step", 0),
-                             getattr(trainer, "num_steps", 0), str(e))
-            raise
+    try:
+        with start_run(cfg, workdir, allow_config_change) as experiment:
+            try:
+                return experiment.run(workdir, started_at=started_at, from_scratch=from_scratch)
+            except (CheckpointError, TrainingError) as e:
+                status = read_status(workdir) or {}
+                if status.get("state") != "failed":
+                    trainer = getattr(experiment, "trainer", None)
+                    write_status(workdir, "failed", status.get("step", 0),
+                                 getattr(trainer, "num_steps", 0), str(e))
+                raise
+    except ConfigError:
+        # A mistake found once the run had started (bad data, say) leaves nothing behind in
+        # a workdir this call created: only its config files and lock were in it.
+        if fresh and jax.process_index() == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
 
 
 def exit_code_for(error: BaseException) -> int:
@@ -136,8 +145,8 @@ def describe(summary: dict[str, Any], workdir: pathlib.Path) -> str:
 
         return describe_summary(summary, workdir)
     loss, entropy = summary["val/loss"], summary["val/unigram_entropy"]
-    lines = [f"final validation loss {loss:.4f} nats; unigram entropy of the validation "
-             f"tokens {entropy:.4f} nats ({entropy - loss:.2f} below)"]
+    lines = [(f"final validation loss {loss:.4f} nats; unigram entropy of the validation "
+              f"tokens {entropy:.4f} nats ({entropy - loss:.2f} below)")]
     if "sample" in summary:
         lines.append("sample:\n" + summary["sample"])
     lines.append(f"run directory: {workdir} (metrics.jsonl, loss.png, tensorboard/, checkpoints/)")

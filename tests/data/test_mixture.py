@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from tests.data.resume_check import assert_resumes_at_the_next_batch
 from tests.data.shard_writer import write_blockwise, write_streaming
 from theseus.data.mixture import Mixture, MixtureSource
 from theseus.data.pipeline import Shards, TokenWindows
@@ -61,15 +62,7 @@ def test_one_epoch_reads_every_dataset_whole(parts):
 def test_resumed_mixture_continues_at_the_next_batch(parts):
     mix = mixture(parts)
     prepared = mix.prepare()
-    it = iter(mix.train_loader(prepared, SEQ, BATCH, seed=5))
-    for _ in range(7):
-        next(it)
-    state = it.get_state()
-    expected = [next(it) for _ in range(4)]
-    resumed = iter(mix.train_loader(prepared, SEQ, BATCH, seed=5))
-    resumed.set_state(state)
-    for want in expected:
-        np.testing.assert_array_equal(next(resumed), want)
+    assert_resumes_at_the_next_batch(lambda: mix.train_loader(prepared, SEQ, BATCH, seed=5), 7, 4)
 
 
 def test_validation_mixes_in_order_without_repeats(parts):
@@ -139,13 +132,13 @@ def test_check_names_the_component(parts):
 
 @pytest.mark.slow
 def test_orbax_checkpoint_resumes_a_mixture_read_by_workers(parts, tmp_path):
-    """The iterator position saved in the run's orbax checkpoint (two worker processes)."""
+    """The iterator position saved in the run's orbax checkpoint (a worker process)."""
     import jax
     import jax.numpy as jnp
 
     from theseus.training.checkpoint import Checkpointer
 
-    mix = mixture(parts, worker_count=2, worker_buffer_size=2)
+    mix = mixture(parts, worker_count=1, worker_buffer_size=2)
     prepared = mix.prepare()
     state = {"w": jnp.arange(3.0)}
     it = iter(mix.train_loader(prepared, SEQ, BATCH, seed=2))

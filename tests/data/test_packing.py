@@ -47,7 +47,7 @@ def test_packed_source_returns_dict_records():
 @pytest.mark.slow
 def test_attention_does_not_cross_documents():
     """The logits of a document packed after another equal its logits alone."""
-    cfg = GPTConfig(vocab_size=16, seq_len=16, num_layers=2, d_model=32, num_heads=2)
+    cfg = GPTConfig(vocab_size=16, seq_len=16, num_layers=1, d_model=32, num_heads=2)
     model = cfg.make(nnx.Rngs(0))
     doc_a, doc_b = [3, 4, 5, 6, 7], [8, 1, 2, 3, 4, 5, 6]
     packed = np.array(doc_a + [EOT] + doc_b + [EOT, 1, 2])  # 16 tokens: a, eot b, eot ...

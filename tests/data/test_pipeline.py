@@ -1,6 +1,6 @@
 """Tests for theseus.data.pipeline: the data configs (TokenizedText, Shards), grain loaders,
 resume exactness (with worker processes too), packing and blockwise batches, the checks
-made before training, and the data-wait metric of a training run."""
+made before training (the data-wait metric of a real run: test_tokenize_configs.py)."""
 
 import dataclasses
 import itertools
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from configs import gpt
-from tests.conftest import run_launch, tiny_args
+from tests.data.resume_check import assert_resumes_at_the_next_batch
 from tests.data.shard_writer import write_blockwise, write_streaming
 from theseus.data import pipeline
 from theseus.data.corpus import Shakespeare
@@ -144,29 +144,14 @@ def test_batches_are_windows_of_the_train_split(data, prepared):
 
 
 def test_iterator_state_restores_the_next_batch(data, prepared):
-    it = iter(data.train_loader(prepared, SEQ, BATCH, seed=3))
-    next(it), next(it)
-    state = it.get_state()
-    expected = [next(it) for _ in range(3)]
-    resumed = iter(data.train_loader(prepared, SEQ, BATCH, seed=3))
-    resumed.set_state(state)
-    for want in expected:
-        np.testing.assert_array_equal(next(resumed), want)
+    assert_resumes_at_the_next_batch(lambda: data.train_loader(prepared, SEQ, BATCH, seed=3), 2, 3)
 
 
 @pytest.mark.slow
 def test_resume_with_worker_processes(data, prepared):
     """Two grain worker processes: a restored position continues at exactly the next batch."""
     workers = dataclasses.replace(data, worker_count=2, worker_buffer_size=2)
-    it = iter(workers.train_loader(prepared, SEQ, BATCH, seed=4))
-    for _ in range(5):
-        next(it)
-    state = it.get_state()
-    expected = [next(it) for _ in range(3)]
-    resumed = iter(workers.train_loader(prepared, SEQ, BATCH, seed=4))
-    resumed.set_state(state)
-    for want in expected:
-        np.testing.assert_array_equal(next(resumed), want)
+    assert_resumes_at_the_next_batch(lambda: workers.train_loader(prepared, SEQ, BATCH, seed=4), 5, 3)
 
 
 def test_each_process_reads_its_own_share(data, prepared):
@@ -306,6 +291,26 @@ def test_sequence_longer_than_the_blockwise_rows(tmp_path):
     experiment(fdl.Config(Shards, path=str(tmp_path), tokenizer=ByteLevel()), seq_len=32).validate()
 
 
+def test_empty_split_of_the_shards_is_refused_before_training(tmp_path):
+    write_streaming(tmp_path, {"train": ["x" * 99], "val": ["y" * 19]})  # +1 end-of-text each
+    exp = experiment(fdl.Config(Shards, path=str(tmp_path), tokenizer=ByteLevel()), seq_len=32)
+    with pytest.raises(ValueError, match=r"^the val split of the shards in .* has no sequence of 33 "
+                                         r"tokens \(it has 20 tokens\); raise val_fraction"):
+        exp.validate()
+    experiment(fdl.Config(Shards, path=str(tmp_path), tokenizer=ByteLevel()), seq_len=16).validate()
+
+
+def test_packing_blockwise_rows_is_refused_before_training(tmp_path):
+    rows = np.zeros((4, 33), dtype=np.uint16)
+    write_blockwise(tmp_path, {"train": rows, "val": rows}, {"train": rows, "val": rows})
+    for data in (fdl.Config(Shards, path=str(tmp_path), tokenizer=ByteLevel(), packing=True),
+                 fdl.Config(TokenizedText, tokenizer=ByteLevel(), packing=True,
+                            style=Blockwise(seq_len=64))):
+        with pytest.raises(ValueError, match=r"^data.packing applies to streaming shards, but "
+                                             r".* holds blockwise rows .*; set data.packing=False"):
+            experiment(data, seq_len=32).validate()
+
+
 def test_blockwise_style_shorter_than_the_sequence():
     data = TokenizedText(tokenizer=ByteLevel(), style=Blockwise(seq_len=SEQ))
     data.check(SEQ, 257)
@@ -320,16 +325,3 @@ def test_missing_shards_directory(tmp_path):
         exp.validate()
     with pytest.raises(ValueError, match="data.path is empty"):
         Shards(tokenizer=ByteLevel())
-
-
-# --- the data-wait metric, from a real training run
-
-
-@pytest.mark.slow
-def test_data_wait_is_logged_every_window(tmp_path):
-    result = run_launch(*tiny_args(tmp_path / "run"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    waits = {r["step"]: r["train/data_wait"] for r in rows if "train/data_wait" in r}
-    assert sorted(waits) == [2, 4, 6]  # log_every=2, num_steps=6
-    assert all(0.0 <= w < 1.0 for w in waits.values())

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import fiddle as fdl
+import numpy as np
 import pytest
 
 from configs import tokenize as jobs
-from tests.conftest import run_launch
+from tests.conftest import run_launch, tiny_args
 from theseus import runner
 from theseus.config import ConfigError, from_json, to_json
 from theseus.data import shards
@@ -21,21 +22,66 @@ def corpus(tmp_path):
     folder = tmp_path / "corpus"
     folder.mkdir()
     for i in range(8):
-        (folder / f"play{i}.txt").write_text(f"Scene {i}. " + "To be, or not to be. " * (i + 1))
+        (folder / f"play{i}.txt").write_text(f"Scene {i}. " + "To be, or not to be. " * 40 * (i + 1))
     return folder
+
+
+@pytest.fixture
+def files(corpus, tmp_path):
+    """Globs of text files, JSON Lines, Parquet and chat JSON Lines, by the job that reads them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = [f"Document {i}. " + "Words upon words. " * (i + 1) for i in range(6)]
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    pq.write_table(pa.table({"text": texts}), tmp_path / "docs.parquet")
+    chats = [{"messages": [{"role": "user", "content": f"What is {i} + 1?"},
+                           {"role": "assistant", "content": f"It is {i + 1}."}]} for i in range(6)]
+    (tmp_path / "chats.jsonl").write_text("".join(json.dumps(c) + "\n" for c in chats))
+    return {"text_files": f"{corpus}/*.txt", "json_lines": f"{tmp_path}/docs*.jsonl",
+            "parquet": f"{tmp_path}/*.parquet", "chat": f"{tmp_path}/chat*.jsonl"}
+
+
+def run_job(cfg, tmp_path) -> dict:
+    """Runs a tokenize job config in-process; returns its dataset's meta.json."""
+    cfg.out_root, cfg.workers, cfg.progress = str(tmp_path / "data"), 1, False
+    return shards.read_meta(runner.run(cfg, tmp_path / "run")["dataset_dir"])
+
+
+@pytest.mark.parametrize("name", ["json_lines", "parquet"])
+def test_json_lines_and_parquet_jobs(name, files, tmp_path):
+    meta = run_job(getattr(jobs, name)(pattern=files[name]), tmp_path)
+    assert sum(s["documents"] for s in meta["splits"].values()) == 6
+    assert meta["source"]["kind"] == {"json_lines": "JsonLines", "parquet": "Parquet"}[name]
+
+
+def test_chat_job_masks_only_the_assistant(files, tmp_path):
+    meta = run_job(jobs.chat(pattern=files["chat"], seq_len=48), tmp_path)
+    assert meta["style"] == "blockwise" and meta["seq_len"] == 48
+    tok = fdl.build(jobs.chat().tokenizer).load()
+    path = tmp_path / "data" / next(p.name for p in (tmp_path / "data").iterdir())
+    learned = []
+    for info in meta["splits"].values():
+        for shard in info["shards"]:
+            rows = np.fromfile(path / shard["file"], dtype=meta["dtype"]).reshape(-1, 48)
+            masks = np.fromfile(path / shard["mask"], dtype=np.uint8).reshape(-1, 48)
+            learned += [r[m == 1].tolist() for r, m in zip(rows, masks)]
+    assert {ids[-1] for ids in learned} == {tok.special_tokens["<|im_end|>"]}  # the turn's end
+    assert sorted(tok.decode(ids[:-1]) for ids in learned) == [f"It is {i + 1}." for i in range(6)]
 
 
 def args(corpus, tmp_path, *extra):
     return [f'--config=configs/tokenize.py:text_files(pattern="{corpus}/*.txt")',
             f"--workdir={tmp_path / 'run'}", f"--fdl_set=out_root={tmp_path / 'data'}",
-            "--fdl_set=workers=1", *extra]
+            "--fdl_set=workers=1", "--fdl_set=val_fraction=0.5", *extra]
 
 
-@pytest.mark.parametrize("name", ["shakespeare_gpt2", "shakespeare_blockwise", "text_files"])
-def test_jobs_build_validate_and_round_trip(name, corpus):
+@pytest.mark.parametrize("name", ["shakespeare_gpt2", "shakespeare_blockwise", "text_files",
+                                  "json_lines", "parquet", "chat"])
+def test_jobs_build_validate_and_round_trip(name, corpus, files):
     cfg = getattr(jobs, name)()
-    if name == "text_files":
-        cfg = jobs.text_files(pattern=f"{corpus}/*.txt")
+    if name in files:
+        cfg = getattr(jobs, name)(pattern=files[name])
     assert from_json(to_json(cfg)) == cfg
     job = fdl.build(cfg)
     assert isinstance(job, TokenizeJob)
@@ -56,9 +102,20 @@ def test_launch_tokenizes_text_files_then_reuses_them(corpus, tmp_path):
     assert (tmp_path / "run" / "config.json").exists()
     assert "tok/s" in result.stderr  # the progress bar
 
-    again = run_launch(*args(corpus, tmp_path))
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.startswith(f"already tokenized: 8 documents, {summary['tokens']:,} tokens")
+    cfg = jobs.text_files(pattern=f"{corpus}/*.txt")  # again, in-process: the shards are reused
+    cfg.out_root, cfg.workers, cfg.val_fraction = str(tmp_path / "data"), 1, 0.5
+    again = runner.describe(runner.run(cfg, tmp_path / "again"), tmp_path / "again")
+    assert again.startswith(f"already tokenized: 8 documents, {summary['tokens']:,} tokens")
+
+    # train on it, as the configs/tokenize.py docstring shows; data wait is logged every window
+    train = run_launch(*tiny_args(tmp_path / "train",
+                                  f"--fiddler=configs.tokenize.train_on('{tmp_path / 'run'}')"))
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert f"data.path = '{summary['dataset_dir']}'" in (tmp_path / "train" / "config.txt").read_text()
+    rows = [json.loads(line) for line in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
+    waits = {r["step"]: r["train/data_wait"] for r in rows if "train/data_wait" in r}
+    assert sorted(waits) == [2, 4, 6]  # log_every=2, num_steps=6
+    assert all(0.0 <= w < 1.0 for w in waits.values())
 
 
 @pytest.mark.slow

@@ -85,7 +85,9 @@ def test_streaming_shards_and_meta(tmp_path):
     meta = shards.read_meta(out)
     assert meta["format"] == "theseus-tokens-v2" and meta["style"] == "streaming"
     assert meta["tokenizer"] == {"name": "bytes", "kind": "ByteLevel", "sha256": tok.fingerprint(),
-                                 "vocab_size": 257, "eot_id": 256, "pad_id": 256}
+                                 "vocab_size": 257, "eot_id": 256, "pad_id": 256,
+                                 "spec": {"class": "theseus.data.tokenizers.ByteLevel",
+                                          "fields": {"extra_special_tokens": []}}}
     assert meta["dtype"] == "uint16" and meta["val_fraction"] == VAL
     assert meta["source"] == {"kind": "Docs", "fingerprint": DOCS.fingerprint(),
                               "description": "test documents (20)"}

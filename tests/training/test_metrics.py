@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import jax.numpy as jnp
 import pytest
@@ -42,3 +44,23 @@ def test_mfu_and_measured_peak():
     assert measure_matmul_peak(n=128, repeats=2) > 0
     peak, source = peak_flops()
     assert peak > 0 and "CPU" in source
+
+
+def test_importing_metrics_does_not_import_torch():
+    """tensorboardX would import torch (seconds of start-up); metrics hides it."""
+    code = ("import sys, theseus.training.metrics as m; "
+            "assert m.SummaryWriter.__name__ == 'SummaryWriter'; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_torch_imported_first_stays_usable():
+    """When torch is already imported, metrics leaves it in place."""
+    pytest.importorskip("torch")
+    code = ("import torch, sys, theseus.training.metrics; "
+            "print(sys.modules['torch'] is torch and torch.zeros(2).sum().item() == 0.0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "True"

@@ -1,8 +1,8 @@
 """Two JAX processes on this machine (``jax.distributed`` over loopback, gloo collectives)
 train the tiny model through ``launch.py`` and match the one-process run.
 
-Both runs use ``multiprocess_worker.py:tiny``, whose training batches do not depend on the
-number of processes. Tolerance: every logged training and validation loss, and every final
+Both runs use the tiny preset; the shipped loader's training batches do not depend on the
+number of processes (``GlobalOrderSampler``). Tolerance: every logged training and validation loss, and every final
 parameter, within 1e-5 of the one-process run (float32; the gradient all-reduce sums in a
 different order, so the parameters are close but not bit-identical).
 """
@@ -27,7 +27,7 @@ from theseus.evaluation.restore import restore_params
 from theseus.training.checkpoint import COMMIT_MARKER
 from theseus.training.metrics import read_metrics
 
-CONFIG = "--config=tests/training/multiprocess_worker.py:tiny"
+CONFIG = "--config=configs/gpt.py:tiny"
 TOLERANCE = 1e-5
 
 pytestmark = pytest.mark.slow

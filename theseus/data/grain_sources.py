@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import pathlib
+import sys
 from typing import Any
 
 import grain
@@ -186,3 +187,31 @@ def check_rows_fit(row_len: int, seq_len: int, where: str) -> None:
         raise ValueError(f"model.seq_len={seq_len} is longer than the {row_len}-token rows of the "
                          f"blockwise shards in {where}; lower model.seq_len to at most {row_len} "
                          f"or tokenize again with Blockwise(seq_len={seq_len + 1}).")
+
+
+class GlobalOrderSampler:
+    """A grain sampler: one shuffled global order of ``num_records``, of which process
+    ``rank`` reads rows ``[rank * local, (rank + 1) * local)`` of every ``global_batch``.
+
+    A run therefore sees the same global batches whatever its number of processes (a
+    2-process run matches the 1-process run step by step), and with one process it is
+    grain's own shuffled ``IndexSampler`` order.
+    """
+
+    def __init__(self, num_records: int, global_batch: int, seed: int, rank: int, n_proc: int):
+        self._order = grain.samplers.IndexSampler(num_records=num_records, shuffle=True,
+                                                  num_epochs=None, seed=seed)
+        self._global, self._local, self._rank = global_batch, global_batch // n_proc, rank
+        self._repr = (f"GlobalOrderSampler({num_records}, {global_batch}, {seed}, {rank}, "
+                      f"{n_proc})")
+
+    def __len__(self) -> int:
+        return sys.maxsize
+
+    def __repr__(self) -> str:  # grain compares reprs when restoring an iterator's state
+        return self._repr
+
+    def __getitem__(self, index: int) -> grain.RecordMetadata:
+        batch, row = divmod(index, self._local)
+        meta = self._order[batch * self._global + self._rank * self._local + row]
+        return grain.RecordMetadata(index=index, record_key=meta.record_key, rng=meta.rng)

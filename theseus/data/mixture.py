@@ -20,7 +20,8 @@ from typing import Any
 
 import grain
 
-from theseus.data.pipeline import Prepared, Shards, TokenizedText, train_loader, val_batches
+from theseus.data.errors import data_errors
+from theseus.data.pipeline import Loaders, Prepared, Shards, TokenizedText
 
 
 class MixtureSource(grain.sources.RandomAccessDataSource):
@@ -62,7 +63,7 @@ def record_kind(record: Any) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class Mixture:
+class Mixture(Loaders):
     """``datasets`` (``TokenizedText`` or ``Shards``, sharing one tokenizer and record kind)
     mixed by ``weights``. The mixture's own ``worker_count`` and ``worker_buffer_size`` read
     it; those of its components are not used."""
@@ -99,6 +100,10 @@ class Mixture:
 
     def prepare(self) -> Prepared:
         """Prepares every component; they must share one tokenizer."""
+        with data_errors():
+            return self._prepare()
+
+    def _prepare(self) -> Prepared:
         parts = tuple(d.prepare() for d in self.datasets)
         prints = [p.tokenizer.fingerprint() for p in parts]
         for i, p in enumerate(prints[1:], 1):
@@ -110,7 +115,9 @@ class Mixture:
                 "weights": list(self.weights)}
         return Prepared(pathlib.Path(parts[0].path), parts[0].tokenizer, meta, parts)
 
-    def _source(self, prepared: Prepared, split: str, seq_len: int) -> MixtureSource:
+    def source(self, prepared: Prepared, split: str, seq_len: int) -> MixtureSource:
+        """The components' records of ``split`` mixed by weight (the loaders read this; a
+        training epoch covers every component, validation reads each once, in order)."""
         sources = [d.source(p, split, seq_len) for d, p in zip(self.datasets, prepared.parts)]
         kinds = [record_kind(s[0]) if len(s) else "" for s in sources]
         for i, (src, kind) in enumerate(zip(sources, kinds)):
@@ -123,14 +130,4 @@ class Mixture:
                                  f"style with the same data.packing.")
         return MixtureSource(sources, self.weights, cover_all=split == "train")
 
-    def train_loader(self, prepared: Prepared, seq_len: int, global_batch: int,
-                     seed: int) -> grain.DataLoader:
-        """Shuffled batches of the mixture, forever."""
-        return train_loader(self._source(prepared, "train", seq_len), global_batch, seed,
-                            self.worker_count, self.worker_buffer_size)
-
-    def val_batches(self, prepared: Prepared, seq_len: int, global_batch: int,
-                    max_batches: int) -> list[Any]:
-        """The first ``max_batches`` batches of the mixed validation records, in order."""
-        return val_batches(self._source(prepared, "val", seq_len), global_batch, max_batches)
 

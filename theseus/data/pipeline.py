@@ -26,7 +26,14 @@ import numpy as np
 
 from theseus.data import shards
 from theseus.data.corpus import Shakespeare
-from theseus.data.grain_sources import BlockRows, ShardSplit, StreamWindows, check_rows_fit
+from theseus.data.errors import data_errors
+from theseus.data.grain_sources import (
+    BlockRows,
+    GlobalOrderSampler,
+    ShardSplit,
+    StreamWindows,
+    check_rows_fit,
+)
 from theseus.data.packing import Packed
 from theseus.data.spm import SentencePiece
 from theseus.data.styles import Blockwise, Streaming
@@ -109,22 +116,21 @@ def train_loader(source: Any, global_batch: int, seed: int, worker_count: int,
                  worker_buffer_size: int, process: tuple[int, int] | None = None
                  ) -> grain.DataLoader:
     """Shuffled batches of ``global_batch / processes`` records of ``source``, forever; each
-    JAX process (``process``: index and count, default this one) reads its own share of
-    every epoch."""
+    JAX process (``process``: index and count, default this one) reads its rows of every
+    global batch (``GlobalOrderSampler``), so the batches do not depend on the process count."""
     rank, n_proc = process or this_process()
     if len(source) < global_batch:
         raise ValueError(f"the training split has only {len(source)} sequences ({source!r}), "
                          f"fewer than trainer.batch_size={global_batch}; use a smaller batch or "
                          f"more data.")
-    shard = grain.sharding.ShardOptions(shard_index=rank, shard_count=n_proc, drop_remainder=True)
-    sampler = grain.samplers.IndexSampler(num_records=len(source), shard_options=shard,
-                                          shuffle=True, num_epochs=None, seed=seed)
+    sampler = GlobalOrderSampler(len(source), global_batch, seed, rank, n_proc)
     local = global_batch // n_proc
     # Reading a memory map is fast: one reading thread with a short buffer is quicker than
     # grain's default (16 threads, 500 records), whose bookkeeping costs more than the reads.
     # Parallelism comes from worker processes.
     return grain.DataLoader(
-        data_source=source, sampler=sampler, worker_count=worker_count,
+        data_source=source, sampler=sampler, shard_options=grain.sharding.NoSharding(),
+        worker_count=worker_count,
         worker_buffer_size=worker_buffer_size,
         read_options=grain.ReadOptions(num_threads=1, prefetch_buffer_size=2 * local),
         operations=[grain.transforms.Batch(local, drop_remainder=True)])
@@ -143,8 +149,33 @@ def val_batches(source: Any, global_batch: int, max_batches: int,
             for b in range(n_batches)]
 
 
+class Loaders:
+    """The loaders of a data config whose ``source(prepared, split, seq_len)`` gives records
+    and whose ``worker_count`` / ``worker_buffer_size`` say how grain reads them."""
+
+    worker_count: int
+    worker_buffer_size: int
+
+    def source(self, prepared: Prepared, split: str, seq_len: int) -> Any:
+        """The records of ``split``."""
+        raise NotImplementedError
+
+    def train_loader(self, prepared: Prepared, seq_len: int, global_batch: int,
+                     seed: int) -> grain.DataLoader:
+        """Shuffled training batches ``[global_batch / processes, seq_len + 1]``, forever."""
+        with data_errors():
+            return train_loader(self.source(prepared, "train", seq_len), global_batch, seed,
+                                self.worker_count, self.worker_buffer_size)
+
+    def val_batches(self, prepared: Prepared, seq_len: int, global_batch: int,
+                    max_batches: int) -> list[Any]:
+        """The first ``max_batches`` validation batches in order (this process's rows)."""
+        with data_errors():
+            return val_batches(self.source(prepared, "val", seq_len), global_batch, max_batches)
+
+
 @dataclasses.dataclass(frozen=True)
-class Served:
+class Served(Loaders):
     """How shards are served: ``packing`` (streaming only) keeps document boundaries;
     ``worker_count`` > 0 reads in that many grain processes, each ``worker_buffer_size``
     batches ahead."""
@@ -164,24 +195,16 @@ class Served:
         """The records of ``split``: windows (packed or not) or blockwise rows."""
         files = prepared.split(split)
         if files.blockwise:
-            if self.packing:
-                raise ValueError(f"data.packing applies to streaming shards, but {prepared.path} "
-                                 f"holds blockwise rows (one document each); set "
-                                 f"data.packing=False.")
+            self.check_packing(True, str(prepared.path))
             return BlockRows(files, seq_len)
         windows = StreamWindows(files, seq_len)
         return Packed(windows, prepared.tokenizer.eot_id) if self.packing else windows
 
-    def train_loader(self, prepared: Prepared, seq_len: int, global_batch: int,
-                     seed: int) -> grain.DataLoader:
-        """Shuffled training batches ``[global_batch / processes, seq_len + 1]``, forever."""
-        return train_loader(self.source(prepared, "train", seq_len), global_batch, seed,
-                            self.worker_count, self.worker_buffer_size)
-
-    def val_batches(self, prepared: Prepared, seq_len: int, global_batch: int,
-                    max_batches: int) -> list[Any]:
-        """The first ``max_batches`` validation batches in order (this process's rows)."""
-        return val_batches(self.source(prepared, "val", seq_len), global_batch, max_batches)
+    def check_packing(self, blockwise: bool, where: str) -> None:
+        """Raises if ``packing`` is asked of blockwise rows (``where`` names them)."""
+        if blockwise and self.packing:
+            raise ValueError(f"data.packing applies to streaming shards, but {where} holds "
+                             f"blockwise rows (one document each); set data.packing=False.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,14 +236,16 @@ class TokenizedText(Served):
         """Raises if the tokenizer's ids or the blockwise rows do not fit the model."""
         check_vocab(spec_vocab_size(self.tokenizer), vocab_size, "data.tokenizer")
         if isinstance(self.style, Blockwise):
+            self.check_packing(True, "data.style (Blockwise)")
             check_rows_fit(self.style.seq_len, seq_len, "data.style")
 
     def prepare(self) -> Prepared:
         """Tokenizes the corpus into shards unless that was done before; cheap when cached."""
-        out = tokenize(self.corpus, self.tokenizer, style=self.style,
-                       val_fraction=self.val_fraction, out_root=self.cache_dir or None,
-                       workers=self.tokenize_workers)
-        return Prepared(out, load_tokenizer(self.tokenizer, out), shards.read_meta(out))
+        with data_errors():
+            out = tokenize(self.corpus, self.tokenizer, style=self.style,
+                           val_fraction=self.val_fraction, out_root=self.cache_dir or None,
+                           workers=self.tokenize_workers)
+            return Prepared(out, load_tokenizer(self.tokenizer, out), shards.read_meta(out))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,25 +269,43 @@ class Shards(Served):
         meta = self._meta()
         check_vocab(int(meta["tokenizer"]["vocab_size"]), vocab_size, f"the shards in {self.path}")
         if meta.get("style") == "blockwise":
+            self.check_packing(True, self.path)
             check_rows_fit(int(meta["seq_len"]), seq_len, self.path)
+        for split in shards.SPLITS:
+            self._check_not_empty(meta, split, seq_len)
         self._check_tokenizer(meta)
+
+    def _check_not_empty(self, meta: dict, split: str, seq_len: int) -> None:
+        """Raises if ``split`` holds not one record of ``seq_len + 1`` tokens."""
+        info = meta.get("splits", {}).get(split, {})
+        tokens = int(info.get("tokens", 0))
+        records = (int(info.get("rows", info.get("documents", 0))) if meta.get("style") == "blockwise"
+                   else max(tokens - 1, 0) // seq_len)
+        if not records:
+            hint = "raise val_fraction and tokenize again" if split == "val" else "tokenize more text"
+            raise ValueError(f"the {split} split of the shards in {self.path} has no sequence of "
+                             f"{seq_len + 1} tokens (it has {tokens} tokens); {hint}, or lower "
+                             f"model.seq_len.")
 
     def _check_tokenizer(self, meta: dict) -> Tokenizer:
         path = pathlib.Path(self.path).expanduser()
         wrote, spec = meta["tokenizer"], self.tokenizer
-        tokenizer = load_tokenizer(spec, path)
-        same = (wrote.get("name") == spec.name if isinstance(spec, TrainedBPE)
-                else wrote.get("sha256") == tokenizer.fingerprint())
-        if not same:
+        if isinstance(spec, TrainedBPE):  # its file is in the dataset: the name must match
+            tokenizer = load_tokenizer(spec, path) if wrote.get("name") == spec.name else None
+        else:
+            tokenizer = load_tokenizer(spec, path)
+        if tokenizer is None or (not isinstance(spec, TrainedBPE)
+                                 and wrote.get("sha256") != tokenizer.fingerprint()):
+            yours = f" (sha256 {tokenizer.fingerprint()[:12]})" if tokenizer else ""
             raise ValueError(f"the shards in {self.path} were written by tokenizer "
                              f"{wrote.get('name')!r} (sha256 {str(wrote.get('sha256'))[:12]}), not "
-                             f"by data.tokenizer {spec.name!r} (sha256 "
-                             f"{tokenizer.fingerprint()[:12]}); set data.tokenizer to the one "
-                             f"that wrote them, or tokenize again with yours.")
+                             f"by data.tokenizer {spec.name!r}{yours}; set data.tokenizer to the "
+                             f"one that wrote them, or tokenize again with yours.")
         return tokenizer
 
     def prepare(self) -> Prepared:
         """The shards as they are on disk (nothing is written), with their tokenizer."""
-        meta = self._meta()
-        path = pathlib.Path(self.path).expanduser()
-        return Prepared(path, self._check_tokenizer(meta), meta)
+        with data_errors():
+            meta = self._meta()
+            path = pathlib.Path(self.path).expanduser()
+            return Prepared(path, self._check_tokenizer(meta), meta)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from theseus.data.errors import DataError, data_errors
 from theseus.data.sources import decode_utf8
 from theseus.data.tfds_source import tensorflow_off_gpus
 from theseus.data.tokenizers import digest
@@ -364,13 +365,14 @@ class SeqioData:
         stream = TokenStream(self.token_examples(self.val_split, 0, (0, 1)), seq_len,
                              global_batch, prepared.tokenizer.eot_id)
         batches = []
-        for _ in range(max_batches):
-            try:
-                batches.append(next(stream))
-            except StopIteration:
-                break
+        with data_errors():  # found when the run starts: one error line, exit 2
+            for _ in range(max_batches):
+                try:
+                    batches.append(next(stream))
+                except StopIteration:
+                    break
         if not batches:
-            raise ValueError(f"seqio {self.task!r} split {self.val_split!r} has fewer than "
+            raise DataError(f"seqio {self.task!r} split {self.val_split!r} has fewer than "
                              f"trainer.batch_size={global_batch} windows of {seq_len + 1} tokens.")
         local, rank = global_batch // jax.process_count(), jax.process_index()
         return [b[rank * local:(rank + 1) * local] for b in batches]

@@ -173,10 +173,12 @@ class TextFiles:
 @dataclasses.dataclass(frozen=True)
 class JsonLines:
     """JSON Lines files (``.jsonl``, or ``.jsonl.gz``): one object per line, its text in
-    ``text_field``. Blank lines are skipped."""
+    ``text_field``. Blank lines are skipped. ``as_json=True`` passes the field's value on as
+    JSON text whatever it holds: a ``messages`` list for ``Blockwise(chat=ChatML())``."""
 
     paths: tuple[str, ...]
     text_field: str = "text"
+    as_json: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "paths", as_tuple(self.paths, "JsonLines.paths"))
@@ -192,11 +194,16 @@ class JsonLines:
             for number, line in numbered_lines(path):
                 if line.strip():
                     where = f"{path}:{number}"
-                    yield where, text_of(parse_json(line, where), self.text_field, where)
+                    record = parse_json(line, where)
+                    if self.as_json:
+                        yield where, json.dumps(field_of(record, self.text_field, where))
+                    else:
+                        yield where, text_of(record, self.text_field, where)
 
     def fingerprint(self) -> str:
         """sha256 of the text field and each file's path, size and modification time."""
-        return files_fingerprint("JsonLines", {"text_field": self.text_field}, expand(self.paths))
+        settings = {"text_field": self.text_field, **({"as_json": True} if self.as_json else {})}
+        return files_fingerprint("JsonLines", settings, expand(self.paths))
 
     def describe(self) -> str:
         """One line: the patterns and the text field."""
@@ -216,18 +223,23 @@ def parse_json(line: str, where: str) -> Any:
                          f"of a JSON Lines file must be one JSON object.") from None
 
 
-def text_of(record: Any, field: str, where: str) -> str:
-    """``record[field]`` if it is a string; otherwise one sentence naming ``where``."""
+def field_of(record: Any, field: str, where: str) -> Any:
+    """``record[field]``; one sentence naming ``where`` if the record has no such field."""
     if not isinstance(record, dict) or field not in record:
         keys = ", ".join(map(repr, record)) if isinstance(record, dict) else type(record).__name__
         raise ValueError(f"{where} has no field {field!r} (it has: {keys or 'nothing'}); set "
                          f"text_field to the field that holds the text.")
-    value = record[field]
+    return record[field]
+
+
+def text_of(record: Any, field: str, where: str) -> str:
+    """``record[field]`` if it is a string; otherwise one sentence naming ``where``."""
+    value = field_of(record, field, where)
     if isinstance(value, bytes):
         return decode_utf8(value, f"{where} field {field!r}")
     if not isinstance(value, str):  # bad data, not a bad call: ValueError, like the rest
         message = (f"{where} field {field!r} is a {type(value).__name__}, not text; set "
-                   f"text_field to a field that holds strings.")
+                   f"text_field to a field that holds strings (or as_json=True for JSON).")
         raise ValueError(message)  # noqa: TRY004
     return value
 

@@ -126,7 +126,7 @@ class TiktokenTokenizer:
         """Token ids of several texts, on up to 8 threads (tiktoken releases the GIL)."""
         return self._enc.encode_ordinary_batch([as_text(t) for t in texts], num_threads=self._threads)
 
-    def encode_array(self, text: str | bytes) -> "np.ndarray":
+    def encode_array(self, text: str | bytes) -> np.ndarray:
         """``encode`` as a numpy array, without a Python int per token (the tokenize job's
         fast path)."""
         return self._enc.encode_to_numpy(as_text(text), allowed_special=set(),

@@ -139,6 +139,15 @@ def _empty_corpus(source: Any) -> ValueError:
                       f"pattern it reads and that its files are not empty.")
 
 
+def spec_record(spec: Any) -> dict[str, Any] | None:
+    """What ``meta.json`` records of a tokenizer spec so that its config can be rebuilt
+    (``train_on.tokenizer_config``): the class and its fields; ``None`` if not a dataclass."""
+    if not dataclasses.is_dataclass(spec):
+        return None
+    cls = type(spec)
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "fields": dataclasses.asdict(spec)}
+
+
 def _base_meta(source: Any, spec: Any, tok: Any, style: Streaming | Blockwise,
                val_fraction: float) -> dict:
     """``meta.json`` without its splits."""
@@ -146,7 +155,8 @@ def _base_meta(source: Any, spec: Any, tok: Any, style: Streaming | Blockwise,
 
     return {"format": FORMAT, "style": style.name, **style.settings(),
             "tokenizer": {"name": tok.name, "kind": type(spec).__name__, "sha256": tok.fingerprint(),
-                          "vocab_size": tok.vocab_size, "eot_id": tok.eot_id, "pad_id": pad_id(tok)},
+                          "vocab_size": tok.vocab_size, "eot_id": tok.eot_id, "pad_id": pad_id(tok),
+                          "spec": spec_record(spec)},
             "dtype": token_dtype(tok.vocab_size).name,
             "source": {"kind": type(source).__name__, "fingerprint": source.fingerprint(),
                        "description": source.describe()},
