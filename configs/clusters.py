@@ -25,6 +25,7 @@ BIG_GPU = Cluster(
     cache="/mnt/jfs/data",  # prepared datasets ($THESEUS_DATA), shared by every job
     uv_groups=("cuda12",),
     env={"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.9"},
+    time_limit="1-00:00:00",  # each job's --time; a longer run requeues and resumes
     juicefs=JuiceFS(
         meta_url="redis://jfs-meta.internal:6379/1",  # no password in the URL
         mount="/mnt/jfs",
@@ -47,8 +48,10 @@ LOCAL_SLURM = Cluster(
     signal_seconds=120,
 )
 
-# TPUs on Vertex AI (see docs/launching.md for the project and region settings).
-VERTEX = Cluster("vertex", kind="vertex", login="local", uv_groups=("tpu",),
+# TPUs (or GPUs) on Vertex AI (see docs/launching.md for the project and region settings).
+# Runs and data live in a bucket, which every Vertex AI job sees under /gcs/BUCKET/.
+VERTEX = Cluster("tpu", kind="vertex", login="local", uv_groups=("tpu",),
+                 work="/gcs/my-bucket/runs", cache="/gcs/my-bucket/data",
                  env={"VERTEX_PROJECT": "my-project", "VERTEX_REGION": "us-central1",
                       "VERTEX_IMAGE_REPOSITORY": "us-docker.pkg.dev/my-project/theseus"})
 

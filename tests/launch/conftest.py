@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.launch.fixtures_juicefs import Volume, juicefs_volume  # noqa: F401 (fixture)
+from tests.launch.fixtures_process import env_set
 from tests.launch.fixtures_slurm import Slurm, slurm  # noqa: F401 (fixture)
 from theseus.launch.cluster import Cluster, JuiceFS
 
@@ -23,13 +24,8 @@ FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT
 def theseus_home(tmp_path_factory) -> pathlib.Path:
     """Submission records go to a temp dir while a test module runs, not ~/.theseus."""
     home = tmp_path_factory.mktemp("theseus-home")
-    previous = os.environ.get("THESEUS_HOME")
-    os.environ["THESEUS_HOME"] = str(home)
-    yield home
-    if previous is None:
-        os.environ.pop("THESEUS_HOME", None)
-    else:
-        os.environ["THESEUS_HOME"] = previous
+    with env_set("THESEUS_HOME", str(home)):
+        yield home
 
 
 @pytest.fixture(scope="session")

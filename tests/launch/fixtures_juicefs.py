@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+from tests.launch.fixtures_process import stop_process
 from tests.launch.fixtures_slurm import free_port
 
 
@@ -111,11 +112,7 @@ def start_juicefs(root: pathlib.Path) -> Volume:
 
 def stop_juicefs(volume: Volume) -> None:
     """Stops redis."""
-    volume.redis.terminate()
-    try:
-        volume.redis.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        volume.redis.kill()
+    stop_process(volume.redis)
 
 
 @pytest.fixture(scope="session")

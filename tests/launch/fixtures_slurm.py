@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from tests.launch.fixtures_process import env_set, stop_process
+
 TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "scontrol", "squeue")
 
 
@@ -174,13 +176,7 @@ def stop_slurm(slurm: Slurm) -> None:
     if len(slurm.procs) == 3 and all(p.poll() is None for p in slurm.procs):
         _cancel_jobs(slurm)
     for proc in reversed(slurm.procs):
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
 
 
 @pytest.fixture(scope="session")
@@ -193,11 +189,6 @@ def slurm(tmp_path_factory) -> Slurm:
         running = start_slurm(tmp_path_factory.mktemp("slurm"))
     except RuntimeError as e:
         pytest.skip(f"the test SLURM did not start: {e}")
-    previous = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = str(running.conf)
-    yield running
+    with env_set("SLURM_CONF", str(running.conf)):
+        yield running
     stop_slurm(running)
-    if previous is None:
-        os.environ.pop("SLURM_CONF", None)
-    else:
-        os.environ["SLURM_CONF"] = previous

@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from tests.launch.fixtures_process import env_set, stop_process
+
 SSHD = "/usr/sbin/sshd"
 ALIAS = "theseus-test"
 
@@ -86,12 +88,7 @@ def _user() -> str:
 
 def stop_sshd(sshd: Sshd) -> None:
     """Stops the sshd this fixture started (by its pid)."""
-    if sshd.proc.poll() is None:
-        sshd.proc.terminate()
-        try:
-            sshd.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            sshd.proc.kill()
+    stop_process(sshd.proc, timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +102,6 @@ def sshd(tmp_path_factory):
         server = start_sshd(tmp_path_factory.mktemp("sshd"))
     except (RuntimeError, subprocess.CalledProcessError) as e:
         pytest.skip(f"sshd did not start: {e}")
-    old = os.environ.get("THESEUS_SSH_CONFIG")
-    os.environ["THESEUS_SSH_CONFIG"] = str(server.config)
-    yield server
-    if old is None:
-        os.environ.pop("THESEUS_SSH_CONFIG", None)
-    else:
-        os.environ["THESEUS_SSH_CONFIG"] = old
+    with env_set("THESEUS_SSH_CONFIG", str(server.config)):
+        yield server
     stop_sshd(server)

@@ -85,6 +85,7 @@ def test_missing_file(tmp_path):
     ({"venv": "venv"}, "venv='venv' must be an absolute path"),
     ({"env": {"A-B": "1"}}, "env key 'A-B' is not a valid environment variable name"),
     ({"signal_seconds": -5}, "signal_seconds=-5 must be a number of seconds"),
+    ({"time_limit": "1h"}, "cluster c: time_limit='1h' is not a SLURM time limit; use minutes"),
 ])
 def test_bad_cluster_fields(kwargs, message):
     with pytest.raises(ConfigError, match=message):

@@ -58,7 +58,11 @@ def test_environment_and_run_lines():
     assert 'VENV="$HOME"/theseus/venvs/cuda12-launch' in script
     assert "export NCCL_DEBUG=WARN" in script and 'export THESEUS_DATA="$HOME"/theseus/cache' in script
     assert "'--fdl_set=a.b=1 2' --workdir=/mnt/jfs/runs/run1)" in script
+    assert "srun --kill-on-bad-exit=0 --wait=120 --job-name=train" in script
     assert 'scontrol requeue "$SLURM_JOB_ID"' in script and "unset META_PASSWORD" in script
+    # only USR1 (or the run's own 75 without a TERM) requeues: a scancel'd job stays cancelled
+    assert ('if [ "$SIGNALLED" != TERM ] && { [ "$RC" = 75 ] || { [ "$SIGNALLED" = USR1 ] && '
+            '[ "$RC" != 0 ]; }; }; then') in script
     assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
     task = task_script(GPU, _spec())
     assert 'exec "$PY" launch.py "$@"' in task

@@ -12,10 +12,13 @@ import time
 
 import pytest
 
+from configs.gpt import tiny
 from tests.conftest import ROOT, run_launch, tiny_args
 from tests.launch.fixtures_sshd import ALIAS, sshd  # noqa: F401  (the fixture)
+from theseus.config.errors import ConfigError
 from theseus.launch import ssh
 from theseus.launch.cluster import Cluster
+from theseus.launch.xm_launch import launch
 
 VENV = pathlib.Path(sys.executable).parents[1]
 
@@ -69,33 +72,32 @@ def test_a_tiny_run_on_an_ssh_host_runs_to_completion(sshd, tmp_path):  # noqa: 
 
 def test_a_failing_host_command_is_one_sentence(sshd, tmp_path):  # noqa: F811
     cluster = Cluster("loop", kind="ssh", login=ALIAS, root=str(tmp_path))
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ConfigError) as info:
         ssh.shell(cluster, "echo broken >&2; exit 3")
     assert str(info.value) == f"a command on {ALIAS} (cluster loop) failed with status 3: broken"
 
 
-def test_an_unknown_host_is_one_error_line(tmp_path):
-    env = {"THESEUS_LAUNCH_DIR": str(tmp_path / "launch")}
+def test_an_unknown_host_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("THESEUS_LAUNCH_DIR", str(tmp_path / "launch"))
     clusters = tmp_path / "clusters.py"
     clusters.write_text("from theseus.launch.cluster import Cluster\n"
                         "CLUSTERS = [Cluster('loop', kind='ssh', login='x')]\n")
-    result = run_launch(*tiny_args(tmp_path / "w"), "--xm=ssh:lop", f"--clusters={clusters}", env=env)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        f"error: unknown cluster 'lop' (did you mean 'loop'?); {clusters} defines: loop"]
+    with pytest.raises(ConfigError) as info:
+        launch(tiny(), target="ssh:lop", workdir=tmp_path / "w", clusters=str(clusters))
+    assert str(info.value) == f"unknown cluster 'lop' (did you mean 'loop'?); {clusters} defines: loop"
     assert not (tmp_path / "w").exists()
 
 
-def test_an_ssh_host_with_a_juicefs_volume_is_refused(tmp_path):
+def test_an_ssh_host_with_a_juicefs_volume_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("THESEUS_LAUNCH_DIR", str(tmp_path / "launch"))
     clusters = tmp_path / "clusters.py"
     clusters.write_text("from theseus.launch.cluster import Cluster, JuiceFS\n"
                         "CLUSTERS = [Cluster('box', kind='ssh', login='box',\n"
                         "                    juicefs=JuiceFS('redis://meta:6379/1'))]\n")
-    result = run_launch(*tiny_args(tmp_path / "w"), "--xm=ssh:box", f"--clusters={clusters}",
-                        env={"THESEUS_LAUNCH_DIR": str(tmp_path / "launch")})
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        ("error: cluster box (ssh) has a JuiceFS volume, which theseus mounts only in SLURM jobs; "
+    with pytest.raises(ConfigError) as info:
+        launch(tiny(), target="ssh:box", workdir="w", clusters=str(clusters))
+    assert str(info.value) == (
+        "cluster box (ssh) has a JuiceFS volume, which theseus mounts only in SLURM jobs; "
         "mount it on the host yourself (or use /gcs/ on Vertex AI) and remove juicefs= from its "
-        "Cluster(...)")]
+        "Cluster(...)")
     assert not (tmp_path / "launch").exists()

@@ -1,14 +1,20 @@
-"""``launch.py --xm=local``: xmanager's local executor runs launch.py in subprocesses, one work
-unit per sweep point, recorded in xmanager's sqlite database; mistakes fail before anything."""
+"""``launch.py --xm`` / ``--sweep``: every mistake fails before anything is launched or written.
+
+launch.py's own handling (one ``error:`` line, exit status 2, nothing written) is checked with
+a real launch.py process for each kind of mistake; the rest of the messages in-process, from
+the same functions. A sweep that runs through xmanager's local executor is
+tests/cli/test_submit.py (``theseus submit`` calls the same ``launch``); ``launch.py --xm``
+with real runs is tests/launch/test_ssh.py and test_xm_targets.py."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
-
+import fiddle as fdl
 import pytest
 
+from configs.gpt import tiny
 from tests.conftest import run_launch, tiny_args
+from theseus.config.errors import ConfigError
+from theseus.launch.xm_launch import launch, parse_target, plan
 
 
 def _env(tmp_path) -> dict[str, str]:
@@ -22,25 +28,27 @@ def _one_error(result) -> str:
     return lines[0]
 
 
+def _raises(call, *args, **kwargs) -> str:
+    with pytest.raises(ConfigError) as info:
+        call(*args, **kwargs)
+    return str(info.value)
+
+
 @pytest.mark.slow
-def test_a_sweep_runs_one_work_unit_per_point_and_records_the_experiment(tmp_path):
-    base = tmp_path / "sweep"
-    result = run_launch(*tiny_args(base, "--fdl_set=trainer.num_steps=2",
-                                   "--fdl_set=trainer.eval_every=2",
-                                   "--fdl_set=trainer.checkpoint_every=2"),
-                        "--xm=local", "--sweep=optimizer.learning_rate=1e-3,3e-3",
-                        env=_env(tmp_path))
-    assert result.returncode == 0, result.stderr[-3000:]
-    for value, rate in (("1e-3", 1e-3), ("3e-3", 3e-3)):
-        workdir = base / f"learning_rate={value}"
-        assert json.loads((workdir / "status.json").read_text())["state"] == "finished"
-        assert f"optimizer.learning_rate = {rate}" in (workdir / "config.txt").read_text()
-        assert f"learning_rate={value}: {workdir}: work unit" in result.stdout
-    db = sqlite3.connect(tmp_path / "launch" / "experiments.sqlite3")
-    [(experiment_id, title)] = db.execute("select experiment_id, experiment_title from experiment")
-    assert title == "sweep"
-    units = db.execute("select work_unit_id from work_unit where experiment_id = ?", (experiment_id,))
-    assert sorted(u for (u,) in units) == [1, 2]
+def test_launch_py_turns_mistakes_into_one_line_and_writes_nothing(tmp_path):
+    bad_target = run_launch(*tiny_args(tmp_path / "w"), "--xm=cloud", env=_env(tmp_path))
+    assert _one_error(bad_target) == (
+        "error: --xm='cloud' names no launch target; use --xm=local, --xm=slurm:CLUSTER, "
+        "--xm=vertex:CLUSTER or --xm=ssh:CLUSTER")
+    run_option = run_launch(*tiny_args(tmp_path / "w"), "--xm=local", "--from_scratch",
+                            env=_env(tmp_path))
+    assert _one_error(run_option) == ("error: --from_scratch applies to one run; run launch.py "
+                                      "without --xm in that run's workdir to use it")
+    bad_point = run_launch(*tiny_args(tmp_path / "w"), "--sweep=model.num_layers=2,four",
+                           env=_env(tmp_path))
+    assert _one_error(bad_point) == ("error: sweep point num_layers=four: model.num_layers "
+                                     "expects int, got str 'four'")
+    assert not (tmp_path / "w").exists() and not (tmp_path / "launch").exists()
 
 
 @pytest.mark.parametrize("sweep, message", [
@@ -51,9 +59,10 @@ def test_a_sweep_runs_one_work_unit_per_point_and_records_the_experiment(tmp_pat
     ("model.num_layer=2,4", "unknown field 'model.num_layer'"),
     ("model.num_layers=2,four", "sweep point num_layers=four: model.num_layers expects int"),
 ])
-def test_a_bad_sweep_fails_before_launching_anything(tmp_path, sweep, message):
-    result = run_launch(*tiny_args(tmp_path / "w"), f"--sweep={sweep}", env=_env(tmp_path))
-    assert _one_error(result).startswith(f"error: {message}")
+def test_a_bad_sweep_fails_before_launching_anything(tmp_path, monkeypatch, sweep, message):
+    monkeypatch.setenv("THESEUS_LAUNCH_DIR", str(tmp_path / "launch"))
+    assert _raises(launch, tiny(), target="local", workdir=tmp_path / "w",
+                   sweeps=[sweep]).startswith(message)
     assert not (tmp_path / "w").exists() and not (tmp_path / "launch").exists()
 
 
@@ -63,17 +72,8 @@ def test_a_bad_sweep_fails_before_launching_anything(tmp_path, sweep, message):
     ("slurm", "--xm='slurm' needs a cluster name, e.g. --xm=slurm:mycluster"),
     ("local:x", "--xm='local:x': local takes no cluster; use --xm=local"),
 ])
-def test_a_bad_target_is_one_sentence(tmp_path, xm, message):
-    result = run_launch(*tiny_args(tmp_path / "w"), f"--xm={xm}", env=_env(tmp_path))
-    assert _one_error(result) == f"error: {message}"
-    assert not (tmp_path / "w").exists()
-
-
-def test_run_options_are_refused_with_xm(tmp_path):
-    result = run_launch(*tiny_args(tmp_path / "w"), "--xm=local", "--from_scratch",
-                        env=_env(tmp_path))
-    assert _one_error(result) == ("error: --from_scratch applies to one run; run launch.py "
-                                  "without --xm in that run's workdir to use it")
+def test_a_bad_target_is_one_sentence(xm, message):
+    assert _raises(parse_target, xm) == message
 
 
 def _named(name: str = "x") -> str:
@@ -81,12 +81,6 @@ def _named(name: str = "x") -> str:
 
 
 def test_sweep_points_with_the_same_folder_name_are_refused():
-    import fiddle as fdl
-
-    from theseus.config.errors import ConfigError
-    from theseus.launch.xm_launch import plan
-
-    with pytest.raises(ConfigError) as info:
-        plan(fdl.Config(_named), ["name='a b','a_b'"])
-    assert str(info.value) == ("two sweep points get the same folder name (name=_a_b, name=_a_b); "
-                               "make the values differ in more than punctuation")
+    assert _raises(plan, fdl.Config(_named), ["name='a b','a_b'"]) == (
+        "two sweep points get the same folder name (name=_a_b, name=_a_b); make the values "
+        "differ in more than punctuation")

@@ -49,7 +49,7 @@ def test_a_sweep_on_slurm_submits_one_job_per_point(slurm, theseus_home, tmp_pat
     cluster = Cluster("xmslurm", kind="slurm", login="local", partitions=(slurm.partition,),
                       root=str(tmp_path / "root"), work=str(tmp_path / "runs"),
                       cache=str(tmp_path / "data"), venv=sys.prefix,
-                      env={"JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""})
+                      env={"JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}, time_limit="5:00")
     clusters = tmp_path / "clusters.py"
     clusters.write_text(f"from theseus.launch.cluster import Cluster\nCLUSTERS = [{cluster!r}]\n")
     args = [a for a in tiny_args(tmp_path / "x", "--fdl_set=trainer.num_steps=2",
@@ -63,6 +63,7 @@ def test_a_sweep_on_slurm_submits_one_job_per_point(slurm, theseus_home, tmp_pat
     for layers in (1, 2):
         [record] = records.find(f"tiny-xm-num_layers_{layers}")
         assert f"submitted job {record['job_id']} to xmslurm" in result.stdout
+        assert "#SBATCH --time=0:05:00" in (pathlib.Path(record["job_dir"]) / "job.sbatch").read_text()
         info = wait_for_job(record["job_id"], timeout=900)  # generous: 2 cores, many tests
         workdir = tmp_path / "runs" / "tiny-xm" / f"num_layers={layers}"
         log = pathlib.Path(record["log_path"]).read_text() if info["JobState"] != "COMPLETED" else ""

@@ -32,8 +32,7 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 def build_parser() -> Parser:
     """The argument parser with every subcommand."""
-    from theseus.cli import configure, convert, inspect, jobs, run, sample, status, submit
-    from theseus.cli import logs
+    from theseus.cli import configure, convert, inspect, jobs, logs, run, sample, status, submit
 
     parser = Parser(prog="theseus", description="Train language models; every experiment is "
                     "Python code.", epilog=EPILOG,

@@ -124,7 +124,8 @@ class Cluster:
     workdirs go; cache: the prepared-data cache (``$THESEUS_DATA``). uv_groups: the
     dependency groups ``uv sync`` installs on the node; venv: an existing virtual
     environment to use instead (no ``uv sync``; e.g. a shared one, or the tests' own).
-    env: environment variables for every job (never secrets). signal_seconds: how long
+    env: environment variables for every job (never secrets). time_limit: each SLURM job's
+    ``--time`` (a longer run requeues at the limit and resumes). signal_seconds: how long
     before the time limit SLURM sends SIGUSR1 so the run saves and requeues. login_setup:
     shell lines run before every command on the login node (``module load slurm``).
     """
@@ -144,6 +145,7 @@ class Cluster:
     venv: str | None = None
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     juicefs: JuiceFS | None = None
+    time_limit: str | int = "4:00:00"
     signal_seconds: int = 300
     login_setup: str = ""
 
@@ -172,6 +174,12 @@ class Cluster:
             if not _ENV_NAME.match(key):
                 raise ConfigError(f"cluster {self.name}: env key {key!r} is not a valid "
                                   "environment variable name")
+        from theseus.launch.sbatch import parse_time  # sbatch imports this module
+
+        try:
+            parse_time(self.time_limit)
+        except ConfigError as e:
+            raise ConfigError(f"cluster {self.name}: {e}".replace("time=", "time_limit=")) from None
         if not isinstance(self.signal_seconds, int) or self.signal_seconds < 0:
             raise ConfigError(f"cluster {self.name}: signal_seconds={self.signal_seconds!r} "
                               "must be a number of seconds >= 0")

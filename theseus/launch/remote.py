@@ -38,8 +38,9 @@ def shell(cluster: Cluster, script: str, *, stdin: bytes | None = None,
                                          done.stderr.decode(errors="replace"))
     if check and done.returncode != 0:
         where = "here" if cluster.is_local else f"on {cluster.login}"
-        raise ConfigError(f"a command {where} for cluster {cluster.name} failed with status "
-                          f"{done.returncode}: {result.stderr.strip() or result.stdout.strip()}")
+        said = (result.stderr.strip() or result.stdout.strip()).splitlines()  # its last word
+        raise ConfigError(f"a command {where} (cluster {cluster.name}) failed with status "
+                          f"{done.returncode}: {said[-1] if said else 'no output'}")
     return result
 
 

@@ -19,6 +19,7 @@ from theseus.launch import juicefs as jfs_lines
 from theseus.launch.cluster import Cluster
 from theseus.training.preemption import REQUEUE_EXIT_CODE
 
+TASK_GRACE_S = 120  # how long srun lets the other tasks run on after the first has ended
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 
 
@@ -136,24 +137,36 @@ def _run_lines(spec: JobSpec) -> list[str]:
         f"ARGS=({args})",
         ('echo "theseus: job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on '
         '$SLURM_JOB_NODELIST: $SLURM_NTASKS tasks"'),
-        "SRUN_PID=; SIGNALLED=0",
-        ('forward() { echo "theseus: $1 received: passing it to the run"; SIGNALLED=1; '
+        "SRUN_PID=; SIGNALLED=",
+        ('forward() { echo "theseus: $1 received: passing it to the run"; SIGNALLED=$1; '
          '[ -n "$SRUN_PID" ] && kill -"$1" "$SRUN_PID" 2>/dev/null; }'),
         "trap 'forward USR1' USR1",
         "trap 'forward TERM' TERM",
-        'srun --kill-on-bad-exit=0 --job-name=train bash "$JOB_DIR/task.sh" "${ARGS[@]}" &',
+        # --wait: once one task has ended, the others get TASK_GRACE_S to end too (a task
+        # that failed leaves its peers blocked in a collective until the time limit).
+        (f"srun --kill-on-bad-exit=0 --wait={TASK_GRACE_S} --job-name=train "
+         'bash "$JOB_DIR/task.sh" "${ARGS[@]}" &'),
         "SRUN_PID=$!",
         'while true; do wait "$SRUN_PID"; RC=$?; kill -0 "$SRUN_PID" 2>/dev/null || break; done',
-        "# 75: the run saved a checkpoint. A signal that came before the run could catch it",
-        "# (still starting up) stops it too: the job resumes from its last checkpoint.",
-        f'if [ "$RC" = {REQUEUE_EXIT_CODE} ] || {{ [ "$SIGNALLED" = 1 ] && [ "$RC" != 0 ]; }}; then',
+        "# 75: the run saved a checkpoint. USR1 (--signal ahead of the time limit, or scancel",
+        "# --signal=USR1 --batch) requeues the job, also when it came before the run could",
+        "# catch it (still starting up): the job resumes from its last checkpoint. TERM is",
+        "# scancel or preemption: the run saves, but a cancelled job stays cancelled and a",
+        "# preempted one is requeued by SLURM itself.",
+        (f'if [ "$SIGNALLED" != TERM ] && {{ [ "$RC" = {REQUEUE_EXIT_CODE} ] || '
+         '{ [ "$SIGNALLED" = USR1 ] && [ "$RC" != 0 ]; }; }; then'),
         ('  echo "theseus: the run stopped (exit status $RC) after a signal: requeueing job '
          '$SLURM_JOB_ID"'),
         "  cleanup",
         '  scontrol requeue "$SLURM_JOB_ID"',
         "  exit 0",
         "fi",
-        'echo "theseus: the run exited with status $RC"',
+        'if [ "$SIGNALLED" = TERM ]; then',
+        ('  echo "theseus: the run stopped (exit status $RC) after TERM (scancel or '
+         'preemption): not requeueing it here"'),
+        "else",
+        '  echo "theseus: the run exited with status $RC"',
+        "fi",
         'exit "$RC"',
     ]
 

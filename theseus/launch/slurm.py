@@ -105,7 +105,7 @@ def _sbatch(cluster: Cluster, spec: JobSpec, env: dict[str, str], stdin: bytes) 
 
 def submit(cluster: Cluster, job_name: str, config_args: Sequence[str], *,
            workdir: str | None = None, nodes: int = 1, gpus: int | None = None,
-           tasks_per_node: int | None = None, time: str | int = "1:00:00",
+           tasks_per_node: int | None = None, time: str | int | None = None,
            env: Mapping[str, str] | None = None, partition: str | None = None,
            cpus_per_task: int | None = None,
            repo: str | pathlib.Path = REPO) -> SubmittedJob:
@@ -114,9 +114,11 @@ def submit(cluster: Cluster, job_name: str, config_args: Sequence[str], *,
     ``config_args`` are launch.py's arguments (``--config=...``, ``--fdl_set=...``) without
     ``--workdir``: the run goes to ``workdir``, else ``{cluster.work}/{job_name}``. ``gpus``
     per node defaults to the cluster's ``chips_per_node``; one task runs per GPU (or
-    ``tasks_per_node``, 1 on CPU nodes). ``env`` adds variables (never secrets).
+    ``tasks_per_node``, 1 on CPU nodes). ``time`` defaults to the cluster's ``time_limit``.
+    ``env`` adds variables (never secrets).
     """
     gpus = cluster.chips_per_node if gpus is None else gpus
+    time = cluster.time_limit if time is None else time
     tasks = tasks_per_node or max(gpus, 1)
     _check(cluster, job_name, nodes, gpus, tasks)
     parse_time(time)

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import pathlib
 import shlex
-import subprocess
 import tarfile
 from collections.abc import Mapping
 
 from theseus.config.errors import ConfigError
 from theseus.launch import records
 from theseus.launch.cluster import Cluster
+from theseus.launch.remote import expand, shell  # the login-node helpers SLURM uses too
+from theseus.launch.remote import home as remote_home
 
 LOG_NAME = "launch.log"
 
@@ -50,42 +50,6 @@ class SshRun:
                 "kind": "ssh", "login": self.host, "host": self.host, "pid": self.pid}
 
 
-def ssh_argv(login: str) -> list[str]:
-    """``ssh`` with batch mode (and ``-F $THESEUS_SSH_CONFIG`` when set) to ``login``."""
-    argv = ["ssh", "-o", "BatchMode=yes"]
-    config = os.environ.get("THESEUS_SSH_CONFIG")
-    if config:
-        argv += ["-F", config]
-    return [*argv, login]
-
-
-def shell(cluster: Cluster, script: str, *, stdin: bytes = b"", check: bool = True,
-          timeout: float = 600) -> subprocess.CompletedProcess:
-    """Runs a bash snippet on the host (here when ``login`` is ``local``); text output."""
-    if cluster.is_local:
-        argv = ["bash", "-c", script]
-    else:
-        argv = [*ssh_argv(cluster.login), "bash", "-c", shlex.quote(script)]
-    try:
-        done = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise ConfigError("ssh is not installed here; install openssh-client") from None
-    result = subprocess.CompletedProcess(argv, done.returncode, done.stdout.decode(errors="replace"),
-                                         done.stderr.decode(errors="replace"))
-    if check and done.returncode != 0:
-        message = (result.stderr.strip() or result.stdout.strip()).splitlines()
-        raise ConfigError(f"a command on {cluster.login} (cluster {cluster.name}) failed with "
-                          f"status {done.returncode}: {message[-1] if message else 'no output'}")
-    return result
-
-
-def expand(path: str, home: str) -> str:
-    """A host path with its leading ``~`` replaced by the host's home directory."""
-    if path == "~" or path.startswith("~/"):
-        return home.rstrip("/") + path[1:]
-    return path
-
-
 def bundle(snapshot: pathlib.Path, configs: Mapping[str, str]) -> bytes:
     """The snapshot tar with each unit's config added as ``launch/<unit>.json``."""
     buffer = io.BytesIO(snapshot.read_bytes())
@@ -104,7 +68,7 @@ def ship(cluster: Cluster, experiment: str, tar_bytes: bytes) -> tuple[str, str,
     Returns ``(home, code_dir, python)``: the host's home, the code's directory and the
     interpreter the runs use.
     """
-    home = shell(cluster, 'printf %s "$HOME"').stdout.strip()
+    home = remote_home(cluster)
     root = expand(cluster.root.rstrip("/"), home)
     code = f"{root}/code/{experiment}"
     q = shlex.quote
@@ -117,7 +81,7 @@ def ship(cluster: Cluster, experiment: str, tar_bytes: bytes) -> tuple[str, str,
         shell(cluster, f'export PATH="$HOME/.local/bin:$HOME/.cargo/bin:$PATH"; '
                        f"mkdir -p {q(root)}/venvs && cd {q(code)} && flock {q(venv)}.lock env "
                        f"UV_PROJECT_ENVIRONMENT={q(venv)} uv sync --frozen --no-install-project "
-                       f"--no-default-groups {groups}")
+                       f"--no-default-groups {groups}", timeout=1800)
         python = f"{venv}/bin/python"
     shell(cluster, f"test -x {q(python)} || {{ echo 'no python at {python}'; exit 1; }}")
     return home, code, python

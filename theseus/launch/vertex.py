@@ -69,6 +69,17 @@ def settings_for(cluster: Any) -> VertexSettings:
                           env["VERTEX_IMAGE_REPOSITORY"], env.get("VERTEX_SERVICE_ACCOUNT"))
 
 
+def check_storage(cluster: Any) -> None:
+    """A Vertex AI cluster keeps runs and data in a bucket (``/gcs/BUCKET/...``): anything
+    else is inside the container and gone when a job restarts, checkpoints included."""
+    for field in ("work", "cache"):
+        value = getattr(cluster, field)
+        if not value.startswith("/gcs/"):
+            raise ConfigError(f"cluster {cluster.name} (vertex): {field}={value!r} is inside the "
+                              "container and lost when the job restarts; put it in a bucket, "
+                              f"e.g. {field}='/gcs/my-bucket/{'runs' if field == 'work' else 'data'}'")
+
+
 def uv_group(machine: Slice) -> str:
     """The dependency group the image installs: ``tpu`` or ``cuda12``."""
     return "tpu" if machine.is_tpu else "cuda12"

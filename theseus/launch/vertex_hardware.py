@@ -2,9 +2,10 @@
 
 xmanager's own Vertex executor maps only TPU v2/v3 (google-deepmind/xmanager#63) and names
 some GPUs wrongly, so theseus builds the ``MachineSpec`` itself. A TPU slice is one worker
-pool: the host machine type, the slice's topology, and one replica per host (all hosts run the
-same program; ``jax.distributed`` initialises itself from the TPU metadata). A GPU job is one
-machine of the right family with that many GPUs.
+pool with ONE replica: the host machine type and the slice's topology; Vertex AI provisions
+every host of a multi-host slice from the topology and runs the container on each (all run
+the same program; ``jax.distributed`` initialises itself from the TPU metadata). A GPU job is
+one machine of the right family with that many GPUs.
 """
 
 from __future__ import annotations
@@ -17,13 +18,23 @@ from theseus.config.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class Slice:
-    """What one request maps to: machine type, accelerator, topology and replica count."""
+    """What one request maps to: machine type, hosts, accelerator and topology."""
 
     machine_type: str
-    replica_count: int
+    hosts: int
     accelerator_type: str | None = None
     accelerator_count: int = 0
     tpu_topology: str | None = None
+
+    @property
+    def replica_count(self) -> int:
+        """The worker pool's ``replica_count``: always 1. For a TPU slice, even a multi-host
+        one, Vertex AI wants a single worker pool with a single replica; the topology decides
+        the hosts ("When you use a TPU VM in Vertex AI, you must only use a single worker pool
+        for custom training, and you must configure this worker pool to use only one
+        replica": https://cloud.google.com/vertex-ai/docs/training/configure-compute#tpu).
+        GPU jobs span one machine."""
+        return 1
 
     @property
     def is_tpu(self) -> bool:

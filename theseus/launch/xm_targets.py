@@ -60,9 +60,11 @@ def remote_backend(kind: str, cluster: Cluster, title: str, units: Sequence[Unit
 
         if hardware is None:
             raise ConfigError("Vertex AI needs an accelerator: pass --chip (e.g. v5p-16, v6e, "
-                              "h100) and -n, or record HARDWARE in the config file")
+                              "h100) and a count (--n_chips=8; -n 8 with theseus submit), or "
+                              "record HARDWARE in the config file")
         machine_for(hardware.chip, hardware.n_chips)
         vertex.settings_for(cluster)
+        vertex.check_storage(cluster)
     elif kind == "slurm":
         slurm_shape(cluster, hardware)
 
