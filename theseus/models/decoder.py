@@ -1,5 +1,7 @@
 """The decoder stack every family shares: embedding dropout, then the blocks in order
-(each optionally rematerialised), summing the blocks' auxiliary losses.
+(each optionally rematerialised), summing the blocks' auxiliary losses. With ``boundary``
+the residual stream passes ``fusion.residual_boundary`` at each block input (a fusion
+boundary for its cotangent on XLA:CPU; see theseus/models/fusion.py).
 
 A block is called as ``block(x_BTD, dropout_key, segment_ids, positions) -> (x_BTD, aux)``.
 """
@@ -12,21 +14,25 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from theseus.models.fusion import residual_boundary
 from theseus.models.layers import dropout
 
 
 def run_blocks(blocks: Sequence[nnx.Module], x_BTD: jax.Array, dropout_key: jax.Array | None,
                rate: float, remat: bool, segment_ids: jax.Array | None = None,
-               positions: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+               positions: jax.Array | None = None, boundary: bool = False
+               ) -> tuple[jax.Array, jax.Array]:
     """Applies dropout to the embeddings and then every block; returns the output and the
     sum of the blocks' auxiliary losses. One dropout key per block, split from
-    ``dropout_key`` (no dropout without a key)."""
+    ``dropout_key`` (no dropout without a key). ``boundary`` puts a CPU fusion boundary
+    on the residual stream in front of every block."""
     n = len(blocks)
     keys = (jax.random.split(dropout_key, n + 1) if dropout_key is not None
             else [None] * (n + 1))
     x_BTD = dropout(x_BTD, rate, keys[0])
     aux = jnp.zeros((), jnp.float32)
     for block, key in zip(blocks, keys[1:]):
+        x_BTD = residual_boundary(x_BTD, boundary)
         if remat:
             x_BTD, block_aux = nnx.remat(lambda b, x, k, s, p: b(x, k, s, p))(
                 block, x_BTD, key, segment_ids, positions)

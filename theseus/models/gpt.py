@@ -14,6 +14,7 @@ from theseus.models import base
 from theseus.models.attention import FusedAttention
 from theseus.models.base import count_params  # noqa: F401  (re-exported for callers)
 from theseus.models.decoder import check_inputs, run_blocks
+from theseus.models.fusion import residual_boundary
 from theseus.models.layers import Embed, dropout
 from theseus.models.mlp import GeluMLP
 from theseus.models.norms import LayerNorm
@@ -28,6 +29,10 @@ class GPTConfig:
     (einsums), ``dot_product`` (``jax.nn.dot_product_attention``, cuDNN on GPU) or ``splash``
     (TPU only). ``remat`` recomputes each block's activations in the backward pass to save
     memory.
+    ``cpu_fusion_boundary`` (on by default; CPU only, no effect elsewhere) materialises the
+    residual stream's cotangent at each block input and between the attention and MLP
+    residual adds in the backward pass (theseus/models/fusion.py): values are unchanged, the
+    backward pass on XLA:CPU is much faster.
     """
 
     vocab_size: int = 50304
@@ -43,6 +48,7 @@ class GPTConfig:
     attention: Literal["reference", "dot_product", "splash"] = "reference"
     remat: bool = False
     use_bias: bool = True
+    cpu_fusion_boundary: bool = True
 
     def __post_init__(self):
         base.check_positive(vocab_size=self.vocab_size, seq_len=self.seq_len,
@@ -99,12 +105,14 @@ class Block(nnx.Module):
         self.ln2 = LayerNorm(cfg.d_model, rngs=rngs, param_dtype=cfg.param_dtype)
         self.mlp = GeluMLP(cfg.d_model, cfg.mlp_ratio * cfg.d_model, **kw)
         self.rate = cfg.dropout
+        self.boundary = cfg.cpu_fusion_boundary
 
     def __call__(self, x_BTD: jax.Array, key: jax.Array | None,
                  segment_ids: jax.Array | None = None, positions: jax.Array | None = None
                  ) -> tuple[jax.Array, jax.Array]:
         k1, k2 = jax.random.split(key) if key is not None else (None, None)
         x_BTD = x_BTD + dropout(self.attn(self.ln1(x_BTD), segment_ids, positions), self.rate, k1)
+        x_BTD = residual_boundary(x_BTD, self.boundary)
         x_BTD = x_BTD + dropout(self.mlp(self.ln2(x_BTD)), self.rate, k2)
         return x_BTD, jnp.zeros((), jnp.float32)
 
@@ -137,5 +145,6 @@ class GPT(nnx.Module):
             pos = jnp.arange(ids_BT.shape[1])[None] if positions is None else positions
             x_BTD = x_BTD + self.wpe(pos)
         x_BTD, aux = run_blocks(self.blocks, x_BTD, dropout_key, self.cfg.dropout,
-                                self.cfg.remat, segment_ids, positions)
+                                self.cfg.remat, segment_ids, positions,
+                                boundary=self.cfg.cpu_fusion_boundary)
         return self.wte.attend(self.ln_f(x_BTD)), aux

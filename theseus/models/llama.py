@@ -30,6 +30,7 @@ from flax import nnx
 from theseus.models import base
 from theseus.models.attention import GroupedAttention
 from theseus.models.decoder import check_inputs, run_blocks
+from theseus.models.fusion import residual_boundary
 from theseus.models.layers import Dense, Embed, dropout
 from theseus.models.mlp import SwiGLU
 from theseus.models.norms import RMSNorm
@@ -42,7 +43,8 @@ class LlamaConfig:
     ``num_kv_heads`` key/value heads are shared by ``num_heads`` query heads (GQA;
     ``num_kv_heads == num_heads`` is plain multi-head attention). ``ffn_dim`` is the SwiGLU
     hidden width, ``rope_theta`` the RoPE base, ``norm_eps`` RMSNorm's epsilon. ``dtype``,
-    ``param_dtype``, ``attention``, ``dropout`` and ``remat`` mean what they mean for GPT.
+    ``param_dtype``, ``attention``, ``dropout``, ``remat`` and ``cpu_fusion_boundary`` mean
+    what they mean for GPT.
     """
 
     vocab_size: int = 128256
@@ -60,6 +62,7 @@ class LlamaConfig:
     param_dtype: str = "float32"
     attention: Literal["reference", "dot_product", "splash"] = "reference"
     remat: bool = False
+    cpu_fusion_boundary: bool = True
 
     def __post_init__(self):
         base.check_positive(vocab_size=self.vocab_size, seq_len=self.seq_len,
@@ -120,13 +123,14 @@ class LlamaBlock(nnx.Module):
         self.mlp_norm = RMSNorm(cfg.d_model, **norm)
         self.mlp = SwiGLU(cfg.d_model, cfg.ffn_dim, **kw)
         self.rate = cfg.dropout
+        self.boundary = cfg.cpu_fusion_boundary
 
     def __call__(self, x_BTD: jax.Array, key: jax.Array | None,
                  segment_ids: jax.Array | None = None, positions: jax.Array | None = None
                  ) -> tuple[jax.Array, jax.Array]:
         k1, k2 = jax.random.split(key) if key is not None else (None, None)
         h_BTD = self.attn(self.attn_norm(x_BTD), segment_ids, positions)
-        x_BTD = x_BTD + dropout(h_BTD, self.rate, k1)
+        x_BTD = residual_boundary(x_BTD + dropout(h_BTD, self.rate, k1), self.boundary)
         x_BTD = x_BTD + dropout(self.mlp(self.mlp_norm(x_BTD)), self.rate, k2)
         return x_BTD, jnp.zeros((), jnp.float32)
 
@@ -156,7 +160,8 @@ class Llama(nnx.Module):
         ``positions`` (default ``0..T-1``) rotate the heads."""
         check_inputs(ids_BT, self.cfg.seq_len, segment_ids, positions)
         x_BTD, aux = run_blocks(self.blocks, self.embed(ids_BT), dropout_key, self.cfg.dropout,
-                                self.cfg.remat, segment_ids, positions)
+                                self.cfg.remat, segment_ids, positions,
+                                boundary=self.cfg.cpu_fusion_boundary)
         h_BTD = self.norm(x_BTD)
         if self.lm_head is None:
             return self.embed.attend(h_BTD), aux

@@ -18,6 +18,7 @@ from flax import nnx
 
 from theseus.models import base
 from theseus.models.attention import GroupedAttention
+from theseus.models.fusion import residual_boundary
 from theseus.models.layers import dropout
 from theseus.models.llama import Llama, LlamaConfig
 from theseus.models.moe_layer import DISPATCH_MODES, MoE
@@ -89,12 +90,13 @@ class MoEBlock(nnx.Module):
                        capacity_factor=cfg.capacity_factor, dispatch=cfg.dispatch, **kw)
         self.rate = cfg.dropout
         self.aux_scale = cfg.aux_loss_weight / cfg.num_layers
+        self.boundary = cfg.cpu_fusion_boundary
 
     def __call__(self, x_BTD: jax.Array, key: jax.Array | None,
                  segment_ids: jax.Array | None = None, positions: jax.Array | None = None
                  ) -> tuple[jax.Array, jax.Array]:
         k1, k2 = jax.random.split(key) if key is not None else (None, None)
         h_BTD = self.attn(self.attn_norm(x_BTD), segment_ids, positions)
-        x_BTD = x_BTD + dropout(h_BTD, self.rate, k1)
+        x_BTD = residual_boundary(x_BTD + dropout(h_BTD, self.rate, k1), self.boundary)
         y_BTD, balance = self.moe(self.mlp_norm(x_BTD))
         return x_BTD + dropout(y_BTD.astype(x_BTD.dtype), self.rate, k2), self.aux_scale * balance

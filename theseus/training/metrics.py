@@ -10,13 +10,31 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import sys
 import time
 from typing import Any
 
 import jax
-from tensorboardX import SummaryWriter
 
 from theseus.fileio import atomic_write_text
+
+
+def _import_summary_writer() -> type:
+    """``tensorboardX.SummaryWriter``, imported with torch hidden: ``tensorboardX.writer``
+    imports torch whenever it is installed (2-3 s of start-up) only to recognise torch
+    tensors, which theseus never logs. If torch is already imported it is left alone."""
+    if "torch" in sys.modules:
+        from tensorboardX import SummaryWriter
+        return SummaryWriter
+    sys.modules["torch"] = None  # makes ``import torch`` raise ImportError
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        del sys.modules["torch"]
+    return SummaryWriter
+
+
+SummaryWriter = _import_summary_writer()
 
 
 def read_metrics(path: pathlib.Path) -> list[dict[str, Any]]:
