@@ -73,6 +73,7 @@ def test_a_bad_sweep_is_one_error_line(tmp_path, capsys):
 def test_a_sweep_submitted_to_a_local_cluster_runs_through_xmanager(tmp_path):
     """The console script, as a user runs it: one work unit per point, each a launch.py
     subprocess of xmanager's local executor in WORK/NAME/POINT, recorded in its database."""
+    pytest.importorskip("xmanager")  # the optional `launch` group
     result = run_theseus("submit", "tiny-submit", "gpt:tiny", *TINY_OVERRIDES, "trainer.num_steps=2",
                          "trainer.eval_every=2", "trainer.checkpoint_every=2",
                          "--cluster", "here", "--chip", "cpu", "--clusters", _clusters(tmp_path),

@@ -78,6 +78,7 @@ def test_a_failing_host_command_is_one_sentence(sshd, tmp_path):  # noqa: F811
 
 
 def test_an_unknown_host_is_one_sentence(tmp_path, monkeypatch):
+    pytest.importorskip("xmanager")  # the optional `launch` group
     monkeypatch.setenv("THESEUS_LAUNCH_DIR", str(tmp_path / "launch"))
     clusters = tmp_path / "clusters.py"
     clusters.write_text("from theseus.launch.cluster import Cluster\n"

@@ -85,6 +85,8 @@ def test_the_custom_job_for_a_multi_host_tpu_slice():
 
 
 def test_submit_sends_exactly_that_request_to_the_job_service():
+    pytest.importorskip("xmanager")  # the optional `launch` group
+    pytest.importorskip("google.cloud.aiplatform_v1")  # the optional `launch` group
     machine = machine_for("h100", 8)
     command = vertex.container_command("launch/run.json", "/gcs/b/runs/r2")
     request = vertex.custom_job("r2", "IMAGE", machine, command,
@@ -156,6 +158,8 @@ def test_vertex_settings_come_from_the_cluster():
 
 @pytest.mark.skipif(xm_targets.docker_works(), reason="docker runs here: it would build")
 def test_launching_without_docker_says_how_to_build_the_image(tmp_path, monkeypatch):
+    pytest.importorskip("xmanager")  # the optional `launch` group
+    pytest.importorskip("google.cloud.aiplatform_v1")  # the optional `launch` group
     monkeypatch.setenv("THESEUS_LAUNCH_DIR", str(tmp_path / "launch"))
     clusters = tmp_path / "clusters.py"
     clusters.write_text(
@@ -176,6 +180,8 @@ def test_a_sweep_on_vertex_goes_through_the_launch_path(tmp_path, monkeypatch):
     """The whole path with the Google Cloud side replaced: the image push to Artifact Registry
     (``build_image``) and the Vertex AI client. Everything else is real: the plan, the
     experiment in xmanager's database, the build context, one CustomJob per point."""
+    pytest.importorskip("xmanager")  # the optional `launch` group
+    pytest.importorskip("google.cloud.aiplatform_v1")  # the optional `launch` group
     monkeypatch.setenv("THESEUS_LAUNCH_DIR", str(tmp_path / "launch"))
     built = []
     monkeypatch.setattr(xm_targets, "build_image", lambda context, image: built.append((context, image)))

@@ -46,6 +46,7 @@ def test_job_names_are_scheduler_safe():
 
 @pytest.mark.slow
 def test_a_sweep_on_slurm_submits_one_job_per_point(slurm, theseus_home, tmp_path):
+    pytest.importorskip("xmanager")  # the optional `launch` group
     cluster = Cluster("xmslurm", kind="slurm", login="local", partitions=(slurm.partition,),
                       root=str(tmp_path / "root"), work=str(tmp_path / "runs"),
                       cache=str(tmp_path / "data"), venv=sys.prefix,

@@ -148,6 +148,7 @@ def launch(cfg: fdl.Buildable, *, target: str | Target, workdir: str | os.PathLi
     """
     target = parse_target(target) if isinstance(target, str) else target
     units = plan(cfg, sweeps)
+    _require_xmanager()
     title = title or pathlib.Path(workdir).name
     if target.kind == "local":
         backend = _local_backend(pathlib.Path(workdir))
@@ -161,6 +162,15 @@ def launch(cfg: fdl.Buildable, *, target: str | Target, workdir: str | os.PathLi
 
 
 Backend = Callable[..., Callable[[], list[Launched]]]
+
+
+def _require_xmanager() -> None:
+    """One sentence instead of a traceback when the optional ``launch`` group is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("xmanager") is None:
+        raise ConfigError("launching with --xm, --sweep or `theseus submit` needs xmanager; "
+                          "install the optional group: uv sync --inexact --group launch.")
 
 
 def _run_experiment(title: str, units: Sequence[Unit], backend: Backend) -> list[Launched]:

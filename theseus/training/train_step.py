@@ -43,13 +43,25 @@ def cross_entropy(logits_BTV: jax.Array, targets_BT: jax.Array,
     return (losses_BT * mask_BT).sum() / jnp.maximum(mask_BT.sum(), 1.0)
 
 
+def forward(model: nnx.Module, ids_BT: jax.Array, key: jax.Array | None,
+            inputs: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """``model.forward(...)``; a minimal model with only ``__call__(ids, key) -> logits`` (see
+    docs/extending.md) has no auxiliary loss and cannot take packed documents."""
+    if hasattr(model, "forward"):
+        return model.forward(ids_BT, key, **inputs)
+    if inputs:
+        raise ValueError(f"{type(model).__name__} has no forward(..., segment_ids=, positions=); "
+                         f"implement it to train on packed documents, or set data.packing=False.")
+    return model(ids_BT, key), jnp.zeros((), jnp.float32)
+
+
 def make_loss_fn(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
     """``loss(params, batch, dropout_key)`` for a batch of ``seq_len + 1``-token rows."""
     def loss_fn(params: dict, batch: Batch | jax.Array, key: jax.Array | None) -> jax.Array:
         batch = as_batch(batch)
         model = nnx.merge(graphdef, params)
         inputs = {k: batch[k][:, :-1] for k in MODEL_INPUTS if k in batch}
-        logits_BTV, aux_loss = model.forward(batch["tokens"][:, :-1], key, **inputs)
+        logits_BTV, aux_loss = forward(model, batch["tokens"][:, :-1], key, inputs)
         mask = batch["loss_mask"][:, 1:] if "loss_mask" in batch else None
         return cross_entropy(logits_BTV, batch["tokens"][:, 1:], mask) + aux_loss
     return loss_fn
