@@ -162,7 +162,7 @@ def test_no_secret_in_argv_logs_scripts_or_configs(reference, jfs_cluster, juice
              ("script", (job_dir / "job.sbatch").read_text()),
              ("script", (job_dir / "task.sh").read_text())]
     texts += [("record", p.read_text()) for p in records.jobs_dir().glob("*.json")]
-    texts += [("juicefs log", p.read_text()) for p in job_dir.glob("juicefs-*.log")]
+    texts += [("juicefs log", p.read_text(errors="replace")) for p in job_dir.glob("juicefs-*.log")]
     assert len(texts) >= 6  # ps, log, 2 scripts, >= 1 record, the juicefs log
     with Mounted(jfs_cluster, juicefs_volume):
         workdir = pathlib.Path(job.workdir)
@@ -252,7 +252,9 @@ def test_a_job_at_its_time_limit_requeues_resumes_and_scancel_stops_it(time_limi
     info = wait_for_job(job.job_id, timeout=120)
     log = _log(job)
     assert info["JobState"] == "CANCELLED", (info, log)
-    assert log.count("(restart ") == int(info["Restarts"]) + 1, log
+    # No start after the cancel: each start is one "(restart N)" line. A requeue the time
+    # limit caused just before scancel may have had no time to start (Restarts counts it).
+    assert log.count("(restart ") in (int(info["Restarts"]), int(info["Restarts"]) + 1), log
     cancelled = list(re.finditer(r"CANCELLED AT \S+ \*\*\*", log))  # not "DUE TO JOB REQUEUE"
     if cancelled:  # it was running when cancelled (not waiting to restart): no requeue
         assert "requeueing job" not in log[cancelled[-1].end():], log
@@ -268,7 +270,11 @@ def test_logs_and_status_read_scontrol_and_the_log_file(reference, tmp_path):
     assert logs.stderr.startswith(f"job {job.job_id} on testslurm (tiny-jfs): COMPLETED")
     assert logs.stdout.splitlines()[-1] == "theseus: the run exited with status 0"
     by_id = run_theseus("logs", job.job_id)
-    assert by_id.stdout == pathlib.Path(job.log_path).read_text()
+    # Progress bars of several writers share the log, so a multi-byte character may be cut:
+    # `theseus logs` shows such bytes as U+FFFD, and so does this reading; the captured
+    # stdout has universal newlines (tqdm's carriage returns become newlines).
+    text = pathlib.Path(job.log_path).read_bytes().decode(errors="replace")
+    assert by_id.stdout == text.replace("\r\n", "\n").replace("\r", "\n")
     status = run_theseus("status", str(tmp_path))
     assert status.returncode == 0, status.stderr
     table = status.stdout.split("submitted jobs:\n")[1].splitlines()

@@ -67,7 +67,7 @@ def test_a_sweep_on_slurm_submits_one_job_per_point(slurm, theseus_home, tmp_pat
         assert "#SBATCH --time=0:05:00" in (pathlib.Path(record["job_dir"]) / "job.sbatch").read_text()
         info = wait_for_job(record["job_id"], timeout=900)  # generous: 2 cores, many tests
         workdir = tmp_path / "runs" / "tiny-xm" / f"num_layers={layers}"
-        log = pathlib.Path(record["log_path"]).read_text() if info["JobState"] != "COMPLETED" else ""
+        log = pathlib.Path(record["log_path"]).read_text(errors="replace") if info["JobState"] != "COMPLETED" else ""
         assert info["JobState"] == "COMPLETED", log
         assert json.loads((workdir / "status.json").read_text())["state"] == "finished"
         assert f"model.num_layers = {layers}" in (workdir / "config.txt").read_text()
