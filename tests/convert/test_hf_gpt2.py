@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-import jax
 import numpy as np
 import pytest
 from flax import nnx
 
+from tests.convert.helpers import hf_logits, theseus_logits
 from theseus.convert import hf_gpt2, hf_io
 from theseus.models.gpt import GPTConfig
 
@@ -19,18 +19,6 @@ ATOL = 1e-4  # float32 on both sides; different summation orders give ~1e-6 rela
 HF = dict(vocab_size=97, n_positions=16, n_embd=32, n_layer=2, n_head=4, bos_token_id=96,
           eos_token_id=96, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 
-
-def theseus_logits(cfg: GPTConfig, params: dict, ids: np.ndarray) -> np.ndarray:
-    """Logits of a theseus GPT with ``params``."""
-    graphdef, _ = nnx.split(nnx.eval_shape(lambda: cfg.make(nnx.Rngs(0))))
-    model = nnx.merge(graphdef, jax.tree.map(jax.numpy.asarray, params))
-    return np.asarray(model(jax.numpy.asarray(ids)))
-
-
-def hf_logits(model, ids: np.ndarray) -> np.ndarray:
-    """Logits of a transformers model in eval mode."""
-    with torch.no_grad():
-        return model.eval()(torch.as_tensor(ids)).logits.numpy()
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 import pytest
 from flax import nnx
 
+from tests.convert.helpers import hf_logits, theseus_logits
 from theseus.convert import hf_io, hf_llama
 
 torch = pytest.importorskip("torch")
@@ -18,18 +18,6 @@ HF = dict(vocab_size=97, hidden_size=32, intermediate_size=80, num_hidden_layers
           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16,
           rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False)
 
-
-def theseus_logits(cfg, params: dict, ids: np.ndarray) -> np.ndarray:
-    """Logits of a theseus Llama with ``params``."""
-    graphdef, _ = nnx.split(nnx.eval_shape(lambda: cfg.make(nnx.Rngs(0))))
-    model = nnx.merge(graphdef, jax.tree.map(jax.numpy.asarray, params))
-    return np.asarray(model(jax.numpy.asarray(ids)))
-
-
-def hf_logits(model, ids: np.ndarray) -> np.ndarray:
-    """Logits of a transformers model in eval mode."""
-    with torch.no_grad():
-        return model.eval()(torch.as_tensor(ids)).logits.numpy()
 
 
 @pytest.fixture(scope="module")

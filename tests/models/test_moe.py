@@ -4,13 +4,11 @@ config validation and training."""
 import dataclasses
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from tests.models.helpers import build, forward, params_of, token_ids
+from tests.models.helpers import build, forward, params_of, pattern_losses, token_ids
 from theseus.models.base import abstract_num_params
 from theseus.models.moe import MoEConfig
 from theseus.training.train_step import cross_entropy, make_loss_fn
@@ -81,20 +79,6 @@ def test_config_validation(changes, field):
 @pytest.mark.slow
 def test_loss_falls_when_trained():
     """A tiny MoE learns a repeating token pattern in 20 Adam steps (aux loss included)."""
-    _, graphdef, params = build(TINY)
-    stream = np.tile(np.arange(8) * 7 % 64, 10)
-    batch = jnp.asarray(np.stack([stream[o:o + 17] for o in range(4)]), jnp.int32)
-    loss_fn, tx = make_loss_fn(graphdef), optax.adam(1e-2)
-
-    @jax.jit
-    def step(params, opt_state):
-        loss, grads = jax.value_and_grad(loss_fn)(params, batch, None)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    opt_state, losses = tx.init(params), []
-    for _ in range(20):
-        params, opt_state, loss = step(params, opt_state)
-        losses.append(float(loss))
+    losses = pattern_losses(TINY)
     assert abs(losses[0] - math.log(64)) < 0.6
     assert losses[-1] < 0.3 * losses[0], losses
