@@ -51,3 +51,17 @@ def test_dropout_zeroes_and_rescales():
     assert 0.22 < 1.0 - float(kept.mean()) < 0.28
     np.testing.assert_array_equal(y, layers.dropout(x, 0.25, jax.random.key(0)))
     assert not np.array_equal(y, layers.dropout(x, 0.25, jax.random.key(1)))
+
+
+def test_matmul_flattens_leading_axes_with_the_value_and_gradient_of_a_plain_dot():
+    x = jax.random.normal(jax.random.key(0), (3, 5, 8))
+    w = jax.random.normal(jax.random.key(1), (8, 6))
+    y = layers.matmul(x, w)
+    assert y.shape == (3, 5, 6)
+    np.testing.assert_allclose(y, jnp.einsum("btd,df->btf", x, w), rtol=1e-6, atol=1e-6)
+    loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))  # noqa: E731
+    ours = jax.grad(loss(layers.matmul), argnums=(0, 1))(x, w)
+    plain = jax.grad(loss(lambda x, w: jnp.einsum("btd,df->btf", x, w)), argnums=(0, 1))(x, w)
+    for a, b in zip(ours, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert layers.matmul(x, w, preferred_element_type=jnp.float32).dtype == jnp.float32

@@ -31,7 +31,7 @@ from theseus.models import base
 from theseus.models.attention import GroupedAttention
 from theseus.models.decoder import check_inputs, run_blocks
 from theseus.models.fusion import residual_boundary
-from theseus.models.layers import Dense, Embed, dropout
+from theseus.models.layers import Dense, Embed, dropout, matmul
 from theseus.models.mlp import SwiGLU
 from theseus.models.norms import RMSNorm
 
@@ -166,5 +166,5 @@ class Llama(nnx.Module):
         if self.lm_head is None:
             return self.embed.attend(h_BTD), aux
         kernel = self.lm_head.kernel[...].astype(self.cfg.dtype)
-        logits = jnp.dot(h_BTD.astype(self.cfg.dtype), kernel, preferred_element_type=jnp.float32)
+        logits = matmul(h_BTD.astype(self.cfg.dtype), kernel, preferred_element_type=jnp.float32)
         return logits, aux

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from theseus.models.layers import param
+from theseus.models.layers import matmul, param
 
 DISPATCH_MODES = ("capacity", "dropless")
 
@@ -146,4 +146,4 @@ class ExpertRouter(nnx.Module):
                             ("embed", None), param_dtype)
 
     def __call__(self, x_BTD: jax.Array) -> jax.Array:
-        return jnp.dot(x_BTD.astype(jnp.float32), self.kernel[...].astype(jnp.float32))
+        return matmul(x_BTD.astype(jnp.float32), self.kernel[...].astype(jnp.float32))
