@@ -1,5 +1,5 @@
 """Tests for theseus.models.attention: causal and document masking, grouped-query heads,
-and the dot_product fast path equal to the reference (float32, atol 1e-5)."""
+and the fast paths (dot_product, manual_vjp) equal to the reference (float32, atol 1e-5)."""
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,7 @@ def _segments(B, T, cut):
     return jnp.asarray(seg)
 
 
-@pytest.mark.parametrize("impl", ["reference", "dot_product"])
+@pytest.mark.parametrize("impl", ["reference", "dot_product", "manual_vjp"])
 def test_causal_attention_ignores_future_keys(impl):
     q, k, v = _qkv()
     out = attend(q, k, v, impl=impl)
@@ -38,27 +38,44 @@ def test_causal_attention_ignores_future_keys(impl):
     np.testing.assert_allclose(out[:, 0], v[:, 0], atol=1e-6)  # position 0 sees itself only
 
 
+@pytest.mark.parametrize("impl", ["dot_product", "manual_vjp"])
 @pytest.mark.parametrize("G", [3, 1])
 @pytest.mark.parametrize("with_segments", [False, True])
-def test_dot_product_equals_reference(G, with_segments):
+def test_fast_paths_equal_reference(impl, G, with_segments):
     q, k, v = _qkv(T=12, H=3, G=G, K=8)
     seg = _segments(2, 12, 5) if with_segments else None
     ref = attend(q, k, v, impl="reference", segment_ids=seg)
-    fast = attend(q, k, v, impl="dot_product", segment_ids=seg)
+    fast = attend(q, k, v, impl=impl, segment_ids=seg)
     np.testing.assert_allclose(fast, ref, atol=TOL)
     assert bool(jnp.isfinite(ref).all())
 
 
-def test_dot_product_gradients_equal_reference():
-    q, k, v = _qkv(T=8, H=4, G=2, K=8)
-    seg = _segments(2, 8, 3)
+@pytest.mark.parametrize("impl", ["dot_product", "manual_vjp"])
+@pytest.mark.parametrize(("H", "G", "with_segments"),
+                         [(4, 2, True), (4, 4, False), (4, 1, True), (3, 3, True)])
+def test_fast_path_gradients_equal_reference(impl, H, G, with_segments):
+    q, k, v = _qkv(T=8, H=H, G=G, K=8)
+    seg = _segments(2, 8, 3) if with_segments else None
+    w = normal(*q.shape, seed=3)  # a loss whose cotangent differs at every output
 
-    def loss(impl):
-        f = lambda q, k, v: jnp.sum(attn.causal_attention(q, k, v, impl, segment_ids=seg) ** 2)
+    def grads(impl):
+        f = lambda q, k, v: jnp.sum(jnp.sin(attn.causal_attention(q, k, v, impl, segment_ids=seg)
+                                            * w))
         return jax.jit(jax.grad(f, argnums=(0, 1, 2)))(q, k, v)
 
-    for a, b in zip(loss("reference"), loss("dot_product")):
-        np.testing.assert_allclose(a, b, atol=1e-4)
+    for a, b in zip(grads("reference"), grads(impl)):
+        np.testing.assert_allclose(b, a, atol=1e-4)
+
+
+def test_manual_vjp_in_bfloat16_stays_close_to_float32():
+    q, k, v = _qkv(T=16, H=4, G=2, K=8)
+    f = lambda impl, dt: jax.grad(  # noqa: E731
+        lambda q: jnp.sum(attn.causal_attention(q.astype(dt), k.astype(dt), v.astype(dt), impl)
+                          .astype(jnp.float32) ** 2))(q)
+    ref = f("reference", jnp.float32)
+    fast = f("manual_vjp", jnp.bfloat16)
+    assert fast.dtype == jnp.float32
+    np.testing.assert_allclose(fast, ref, atol=0.1, rtol=0.05)
 
 
 def test_grouped_heads_read_their_group_as_hf_repeat_kv():
@@ -69,7 +86,7 @@ def test_grouped_heads_read_their_group_as_hf_repeat_kv():
     np.testing.assert_allclose(grouped, repeated, atol=1e-6)
 
 
-@pytest.mark.parametrize("impl", ["reference", "dot_product"])
+@pytest.mark.parametrize("impl", ["reference", "dot_product", "manual_vjp"])
 def test_documents_do_not_see_each_other(impl):
     """The second document's outputs equal attention over it alone; the first's are unchanged
     whatever the second holds."""
@@ -85,7 +102,7 @@ def test_documents_do_not_see_each_other(impl):
 def test_padding_segment_gives_finite_outputs():
     q, k, v = _qkv(T=6)
     seg = jnp.zeros((2, 6), jnp.int32).at[:, :2].set(1)  # 4 padding tokens
-    for impl in ("reference", "dot_product"):
+    for impl in ("reference", "dot_product", "manual_vjp"):
         assert bool(jnp.isfinite(attend(q, k, v, impl=impl, segment_ids=seg)).all()), impl
 
 

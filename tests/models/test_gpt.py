@@ -72,19 +72,20 @@ def test_sequence_longer_than_seq_len_is_an_error():
 
 @pytest.mark.parametrize("position", ["learned", "rope"])
 def test_causal_and_attention_impls_agree(position):
-    """Changing token t leaves logits before t unchanged, for both attention kernels,
-    and the two kernels give the same logits."""
+    """Changing token t leaves logits before t unchanged, for every CPU attention kernel,
+    and the kernels give the same logits."""
     t = 9
     x = ids()
     x2 = x.at[:, t].set((x[:, t] + 1) % ONE.vocab_size)
     logits = {}
-    for impl in ("reference", "dot_product"):
+    for impl in ("reference", "dot_product", "manual_vjp"):
         _, graphdef, params = make(dataclasses.replace(ONE, position=position, attention=impl))
         a, b = apply(graphdef, params, x), apply(graphdef, params, x2)
         np.testing.assert_allclose(a[:, :t], b[:, :t], atol=1e-6, err_msg=impl)
         assert not np.allclose(a[:, t:], b[:, t:], atol=1e-6), impl
         logits[impl] = a
     np.testing.assert_allclose(logits["reference"], logits["dot_product"], atol=1e-5)
+    np.testing.assert_allclose(logits["reference"], logits["manual_vjp"], atol=1e-5)
 
 
 def test_dropout_only_with_key():

@@ -55,8 +55,9 @@ def test_logits_shape_dtype_and_causality():
 def test_attention_kernels_agree():
     x = token_ids()
     out = {impl: forward(*build(dataclasses.replace(ONE, attention=impl))[1:], x)[0]
-           for impl in ("reference", "dot_product")}
+           for impl in ("reference", "dot_product", "manual_vjp")}
     np.testing.assert_allclose(out["dot_product"], out["reference"], atol=1e-5)
+    np.testing.assert_allclose(out["manual_vjp"], out["reference"], atol=1e-5)
 
 
 def test_bfloat16_compute_gives_float32_logits():

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-ATTENTION_IMPLS = ("reference", "dot_product", "splash")
+ATTENTION_IMPLS = ("manual_vjp", "reference", "dot_product", "splash")
 
 
 @runtime_checkable
@@ -112,4 +112,4 @@ def check_attention_platform(attention: str, platform: str) -> None:
     """ValueError if ``attention='splash'`` is asked for off TPU."""
     if attention == "splash" and platform != "tpu":
         raise ValueError(f"model.attention='splash' runs only on TPU, but the JAX backend is "
-                         f"'{platform}'; use model.attention='dot_product' (or 'reference').")
+                         f"'{platform}'; use model.attention='dot_product' (or 'manual_vjp').")

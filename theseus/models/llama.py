@@ -60,7 +60,7 @@ class LlamaConfig:
     dropout: float = 0.0
     dtype: str = "float32"
     param_dtype: str = "float32"
-    attention: Literal["reference", "dot_product", "splash"] = "reference"
+    attention: Literal["manual_vjp", "reference", "dot_product", "splash"] = "manual_vjp"
     remat: bool = False
     cpu_fusion_boundary: bool = True
 
