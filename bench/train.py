@@ -97,12 +97,14 @@ def run_jax(exp: Any, steps: int, warmup: int) -> dict[str, Any]:
     """Times theseus's train step the way ``TrainingLoop`` runs it."""
     import jax
 
+    from theseus import host_memory
     from theseus.training import sharding
     from theseus.training.metrics import MetricsLogger
     from theseus.training.mfu import measure_matmul_peak
     from theseus.training.state import StateFactory
     from theseus.training.train_step import make_train_step
 
+    host_memory.run_cpu_inline()  # as theseus.runner.run does, before the backend starts
     peak = measure_matmul_peak()
     cfg, opt = exp.trainer, exp.optimizer
     mesh = sharding.make_mesh()

@@ -21,7 +21,7 @@ from typing import Any
 import fiddle as fdl
 import jax
 
-from theseus import compile_cache
+from theseus import compile_cache, host_memory
 from theseus.config import ConfigError, write_config
 from theseus.config.diff import check_resume_change, format_diff
 from theseus.config.loading import load_config
@@ -107,6 +107,7 @@ def run(cfg: fdl.Buildable, workdir: pathlib.Path | str, started_at: float | Non
     workdir = pathlib.Path(workdir)
     fresh = not workdir.exists()
     compile_cache.enable()  # THESEUS_COMPILE_CACHE=off turns it off
+    host_memory.run_cpu_inline()  # THESEUS_MALLOC=system turns it off
     try:
         with start_run(cfg, workdir, allow_config_change) as experiment:
             try:
