@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 from theseus.models.gpt import GPTConfig
-from theseus.training.train_step import cross_entropy, make_eval_step, make_train_step
+from theseus.training.train_step import cross_entropy, make_eval_step, make_train_step, update_if_finite
 
 CFG = GPTConfig(vocab_size=64, seq_len=16, num_layers=2, d_model=32, num_heads=2)
 
@@ -72,3 +72,24 @@ def test_a_non_finite_loss_leaves_the_state_unchanged():
     for a, b in zip(jax.tree.leaves(new["params"]), jax.tree.leaves(state["params"])):
         np.testing.assert_array_equal(a, b)
     assert int(new["step"]) == 1
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+def test_update_if_finite_by_conditional_or_select_agree(conditional):
+    """The CPU path (lax.cond) and the accelerator path (where) give the same new state,
+    and both keep params and optimizer state when the step is not finite."""
+    tx = optax.adamw(0.1)
+    _, state = _state(tx)
+    params, opt_state = state["params"], state["opt_state"]
+    grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
+    fn = jax.jit(update_if_finite, static_argnums=(0, 5))
+    updates, expected_opt = tx.update(grads, opt_state, params)
+    expected = optax.apply_updates(params, updates)
+    new_params, new_opt = fn(tx, grads, opt_state, params, jnp.bool_(True), conditional)
+    for a, b in zip(jax.tree.leaves((new_params, new_opt)),
+                    jax.tree.leaves((expected, expected_opt))):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    kept_params, kept_opt = fn(tx, grads, opt_state, params, jnp.bool_(False), conditional)
+    for a, b in zip(jax.tree.leaves((kept_params, kept_opt)),
+                    jax.tree.leaves((params, opt_state))):
+        np.testing.assert_array_equal(a, b)

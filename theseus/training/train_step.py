@@ -95,6 +95,27 @@ def _grads(loss_fn: Callable, params: dict, batch: Batch, key: jax.Array | None,
     return loss * scale, jax.tree.map(lambda g, p: (g * scale).astype(p.dtype), grads, params)
 
 
+def update_if_finite(tx: optax.GradientTransformation, grads: dict, opt_state: Any, params: dict,
+                     finite: jax.Array, conditional: bool) -> tuple[dict, Any]:
+    """``(params, opt_state)`` after the optimizer step, or unchanged where ``finite`` is
+    false.
+
+    With ``conditional`` (on CPU) the update runs inside ``lax.cond``: a skipped step costs
+    nothing and no select pass reads every parameter and moment again (GPT-2 small on this
+    CPU: 1.96 -> 1.88 s a step). Elsewhere the new values are chosen with ``where``: on GPUs
+    a conditional may read its predicate back to the host, a sync every step.
+    """
+    def update(g: dict, o: Any, p: dict) -> tuple[dict, Any]:
+        updates, o = tx.update(g, o, p)
+        return optax.apply_updates(p, updates), o
+
+    if conditional:
+        return jax.lax.cond(finite, update, lambda g, o, p: (p, o), grads, opt_state, params)
+    new_params, new_opt_state = update(grads, opt_state, params)
+    keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+    return jax.tree.map(keep, new_params, params), jax.tree.map(keep, new_opt_state, opt_state)
+
+
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
                     lr_schedule: optax.Schedule, seed: int, dropout: bool,
                     microbatches: int = 1) -> Callable[[State, jax.Array], tuple[State, dict]]:
@@ -105,18 +126,15 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
         key = jax.random.fold_in(jax.random.key(seed), state["step"]) if dropout else None
         loss, grads = _grads(loss_fn, state["params"], as_batch(batch), key, microbatches)
         grad_norm = optax.tree.norm(grads)
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
         # A non-finite loss or gradient leaves params and optimizer state as they were; the
         # trainer sees it in the metrics and stops (or skips, up to trainer.max_bad_steps).
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+        params, opt_state = update_if_finite(tx, grads, state["opt_state"], state["params"],
+                                             finite, jax.default_backend() == "cpu")
         metrics = {"train/loss": loss, "train/grad_norm": grad_norm,
                    "train/lr": lr_schedule(state["step"]),
                    "train/skipped": 1 - finite.astype(jnp.int32)}
-        return {"params": jax.tree.map(keep, params, state["params"]),
-                "opt_state": jax.tree.map(keep, opt_state, state["opt_state"]),
-                "step": state["step"] + 1}, metrics
+        return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
 
     return train_step
 
