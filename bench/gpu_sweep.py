@@ -34,9 +34,9 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULT_TAG = "RESULT "
 # (batch, remat, attention): the best candidates first, so a short budget still sees them.
-DEFAULT_SWEEP = "16:0:dot_product,32:0:dot_product,8:0:dot_product,16:0:reference," \
-                "32:1:dot_product,64:1:dot_product,32:0:reference,48:1:dot_product"
-TINY_SWEEP = "2:0:reference,2:1:dot_product"
+DEFAULT_SWEEP = "16:0:dot_product,32:0:dot_product,8:0:dot_product,16:0:manual_vjp," \
+                "16:0:reference,32:1:dot_product,64:1:dot_product,32:0:manual_vjp,48:1:dot_product"
+TINY_SWEEP = "2:0:reference,2:1:dot_product,2:0:manual_vjp"
 
 
 def parse_sweep(text: str) -> list[tuple[int, bool, str]]:
