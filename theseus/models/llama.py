@@ -114,6 +114,11 @@ class LlamaBlock(nnx.Module):
     """Pre-norm block: ``x + attn(rms(x))`` then ``x + swiglu(rms(x))``."""
 
     def __init__(self, cfg: LlamaConfig, *, rngs: nnx.Rngs):
+        self.mlp = SwiGLU(cfg.d_model, cfg.ffn_dim, **self._init_attention_half(cfg, rngs))
+
+    def _init_attention_half(self, cfg: LlamaConfig, rngs: nnx.Rngs) -> dict:
+        """Builds the norms, the attention and the block settings that Llama and MoE blocks
+        share; returns the keyword arguments for the feed-forward layer."""
         out_std = 0.02 / math.sqrt(2 * cfg.num_layers)
         kw = {"rngs": rngs, "out_std": out_std, "dtype": cfg.dtype, "param_dtype": cfg.param_dtype}
         norm = {"rngs": rngs, "eps": cfg.norm_eps, "param_dtype": cfg.param_dtype}
@@ -121,17 +126,24 @@ class LlamaBlock(nnx.Module):
         self.attn = GroupedAttention(cfg.d_model, cfg.num_heads, cfg.num_kv_heads,
                                      rope_base=cfg.rope_theta, impl=cfg.attention, **kw)
         self.mlp_norm = RMSNorm(cfg.d_model, **norm)
-        self.mlp = SwiGLU(cfg.d_model, cfg.ffn_dim, **kw)
         self.rate = cfg.dropout
         self.boundary = cfg.cpu_fusion_boundary
+        return kw
+
+    def _attention_half(self, x_BTD: jax.Array, key: jax.Array | None,
+                        segment_ids: jax.Array | None, positions: jax.Array | None
+                        ) -> tuple[jax.Array, jax.Array | None]:
+        """``x + attn(rms(x))`` (with dropout and the CPU fusion boundary), and the dropout
+        key left for the feed-forward half."""
+        k1, k2 = jax.random.split(key) if key is not None else (None, None)
+        h_BTD = self.attn(self.attn_norm(x_BTD), segment_ids, positions)
+        return residual_boundary(x_BTD + dropout(h_BTD, self.rate, k1), self.boundary), k2
 
     def __call__(self, x_BTD: jax.Array, key: jax.Array | None,
                  segment_ids: jax.Array | None = None, positions: jax.Array | None = None
                  ) -> tuple[jax.Array, jax.Array]:
-        k1, k2 = jax.random.split(key) if key is not None else (None, None)
-        h_BTD = self.attn(self.attn_norm(x_BTD), segment_ids, positions)
-        x_BTD = residual_boundary(x_BTD + dropout(h_BTD, self.rate, k1), self.boundary)
-        x_BTD = x_BTD + dropout(self.mlp(self.mlp_norm(x_BTD)), self.rate, k2)
+        x_BTD, key = self._attention_half(x_BTD, key, segment_ids, positions)
+        x_BTD = x_BTD + dropout(self.mlp(self.mlp_norm(x_BTD)), self.rate, key)
         return x_BTD, jnp.zeros((), jnp.float32)
 
 

@@ -10,19 +10,15 @@ scaled by ``aux_loss_weight``, as ``aux_loss``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Literal
 
 import jax
 from flax import nnx
 
 from theseus.models import base
-from theseus.models.attention import GroupedAttention
-from theseus.models.fusion import residual_boundary
 from theseus.models.layers import dropout
-from theseus.models.llama import Llama, LlamaConfig
+from theseus.models.llama import Llama, LlamaBlock, LlamaConfig
 from theseus.models.moe_layer import DISPATCH_MODES, MoE
-from theseus.models.norms import RMSNorm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,29 +70,19 @@ class MoEConfig(LlamaConfig):
         return base.palm_flops(self.active_params(), self.num_layers, self.seq_len, self.d_model)
 
 
-class MoEBlock(nnx.Module):
+class MoEBlock(LlamaBlock):
     """Pre-norm block: ``x + attn(rms(x))`` then ``x + moe(rms(x))``; returns its weighted
     share of the load-balancing loss."""
 
-    def __init__(self, cfg: MoEConfig, *, rngs: nnx.Rngs):
-        out_std = 0.02 / math.sqrt(2 * cfg.num_layers)
-        kw = {"rngs": rngs, "out_std": out_std, "dtype": cfg.dtype, "param_dtype": cfg.param_dtype}
-        norm = {"rngs": rngs, "eps": cfg.norm_eps, "param_dtype": cfg.param_dtype}
-        self.attn_norm = RMSNorm(cfg.d_model, **norm)
-        self.attn = GroupedAttention(cfg.d_model, cfg.num_heads, cfg.num_kv_heads,
-                                     rope_base=cfg.rope_theta, impl=cfg.attention, **kw)
-        self.mlp_norm = RMSNorm(cfg.d_model, **norm)
+    def __init__(self, cfg: MoEConfig, *, rngs: nnx.Rngs):  # noqa: PLW0231 (builds its own MLP)
+        kw = self._init_attention_half(cfg, rngs)
         self.moe = MoE(cfg.d_model, cfg.ffn_dim, cfg.num_experts, cfg.experts_per_token,
                        capacity_factor=cfg.capacity_factor, dispatch=cfg.dispatch, **kw)
-        self.rate = cfg.dropout
         self.aux_scale = cfg.aux_loss_weight / cfg.num_layers
-        self.boundary = cfg.cpu_fusion_boundary
 
     def __call__(self, x_BTD: jax.Array, key: jax.Array | None,
                  segment_ids: jax.Array | None = None, positions: jax.Array | None = None
                  ) -> tuple[jax.Array, jax.Array]:
-        k1, k2 = jax.random.split(key) if key is not None else (None, None)
-        h_BTD = self.attn(self.attn_norm(x_BTD), segment_ids, positions)
-        x_BTD = residual_boundary(x_BTD + dropout(h_BTD, self.rate, k1), self.boundary)
+        x_BTD, key = self._attention_half(x_BTD, key, segment_ids, positions)
         y_BTD, balance = self.moe(self.mlp_norm(x_BTD))
-        return x_BTD + dropout(y_BTD.astype(x_BTD.dtype), self.rate, k2), self.aux_scale * balance
+        return x_BTD + dropout(y_BTD.astype(x_BTD.dtype), self.rate, key), self.aux_scale * balance
