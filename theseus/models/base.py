@@ -46,6 +46,24 @@ class ModelConfig(Protocol):
         ...
 
 
+class HeadsMixin:
+    """``head_dim`` and ``check_platform`` for a config dataclass with ``d_model``,
+    ``num_heads`` and ``attention`` fields (GPT, Llama, MoE)."""
+
+    d_model: int
+    num_heads: int
+    attention: str
+
+    @property
+    def head_dim(self) -> int:
+        """Width of one attention head."""
+        return self.d_model // self.num_heads
+
+    def check_platform(self, platform: str) -> None:
+        """ValueError if the attention kernel cannot run on ``platform``."""
+        check_attention_platform(self.attention, platform)
+
+
 def count_params(state: nnx.State) -> int:
     """Number of scalars in a model state (or its abstract ``eval_shape``)."""
     return sum(int(math.prod(x.shape)) for x in jax.tree.leaves(state))

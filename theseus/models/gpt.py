@@ -21,7 +21,7 @@ from theseus.models.norms import LayerNorm
 
 
 @dataclasses.dataclass(frozen=True)
-class GPTConfig:
+class GPTConfig(base.HeadsMixin):
     """Hyperparameters of a GPT-2-style model; ``make`` builds the module.
 
     ``dtype`` is the compute dtype (use ``bfloat16`` on accelerators), ``param_dtype`` the
@@ -61,18 +61,9 @@ class GPTConfig:
         base.check_choice("attention", self.attention, base.ATTENTION_IMPLS)
         base.check_dtypes(dtype=self.dtype, param_dtype=self.param_dtype)
 
-    @property
-    def head_dim(self) -> int:
-        """Width of one attention head."""
-        return self.d_model // self.num_heads
-
     def make(self, rngs: nnx.Rngs) -> GPT:
         """Builds the module with freshly initialised parameters."""
         return GPT(self, rngs=rngs)
-
-    def check_platform(self, platform: str) -> None:
-        """ValueError if the attention kernel cannot run on ``platform``."""
-        base.check_attention_platform(self.attention, platform)
 
     def num_params(self) -> int:
         """Parameters: tied embedding, learned positions (if any), blocks, final norm."""

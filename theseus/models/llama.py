@@ -37,7 +37,7 @@ from theseus.models.norms import RMSNorm
 
 
 @dataclasses.dataclass(frozen=True)
-class LlamaConfig:
+class LlamaConfig(base.HeadsMixin):
     """Hyperparameters of a Llama-style model; ``make`` builds the module.
 
     ``num_kv_heads`` key/value heads are shared by ``num_heads`` query heads (GQA;
@@ -77,18 +77,9 @@ class LlamaConfig:
         base.check_choice("attention", self.attention, base.ATTENTION_IMPLS)
         base.check_dtypes(dtype=self.dtype, param_dtype=self.param_dtype)
 
-    @property
-    def head_dim(self) -> int:
-        """Width of one attention head."""
-        return self.d_model // self.num_heads
-
     def make(self, rngs: nnx.Rngs) -> Llama:
         """Builds the module with freshly initialised parameters."""
         return Llama(self, rngs=rngs)
-
-    def check_platform(self, platform: str) -> None:
-        """ValueError if the attention kernel cannot run on ``platform``."""
-        base.check_attention_platform(self.attention, platform)
 
     def attention_params(self) -> int:
         """Parameters of one attention layer: q, k, v and o projections."""
