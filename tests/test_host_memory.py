@@ -34,8 +34,13 @@ print(json.dumps({"faults_per_call": faults, "temp_pages": temp / 4096}))
 """
 
 
+def _env_with_malloc_defaults() -> dict[str, str]:
+    """This process's environment without a ``THESEUS_MALLOC`` opt-out."""
+    return {k: v for k, v in os.environ.items() if k != "THESEUS_MALLOC"}
+
+
 def _faults(malloc: str | None, mode: str = "waiting") -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "THESEUS_MALLOC"}
+    env = _env_with_malloc_defaults()
     if malloc:
         env["THESEUS_MALLOC"] = malloc
     out = subprocess.run([sys.executable, "-c", PROGRAM, mode], env=env, check=True,
@@ -69,6 +74,5 @@ def test_cpu_calls_run_inline_after_run_cpu_inline():
     program = ("import jax; from theseus import host_memory; host_memory.run_cpu_inline(); "
                "print(jax.config.read('jax_cpu_enable_async_dispatch'))")
     out = subprocess.run([sys.executable, "-c", program], check=True, capture_output=True,
-                         text=True, env={k: v for k, v in os.environ.items()
-                                         if k != "THESEUS_MALLOC"}).stdout
+                         text=True, env=_env_with_malloc_defaults()).stdout
     assert out.strip().splitlines()[-1] == "False"

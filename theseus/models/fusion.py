@@ -5,7 +5,7 @@ dot (``dW = xᵀ·dy``) and fuses into that copy the whole elementwise chain tha
 ``dy``: the norm backward and the residual adds of every layer above. Each copy thus
 recomputes the residual cotangent from the top of the network, so the backward pass grows
 quadratically with depth (on the tiny preset the backward was 2.5x a PyTorch twin's while
-the forward was equal; see docs/performance.md, "What the profile shows").
+the forward was equal; see docs/performance.md, "Earlier: the CPU fusion boundary").
 
 ``residual_boundary`` is an identity in the forward pass whose backward passes the
 cotangent through ``jax.lax.cond`` with a predicate read from the cotangent itself. A

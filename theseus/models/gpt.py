@@ -28,8 +28,8 @@ class GPTConfig(base.HeadsMixin):
     storage dtype of parameters. ``attention`` picks the attention kernel: ``manual_vjp``
     (the default: einsums with a hand-written backward pass, fastest on CPU), ``reference``
     (einsums, backward derived by JAX), ``dot_product`` (``jax.nn.dot_product_attention``,
-    cuDNN on GPU) or ``splash`` (TPU only). ``remat`` recomputes each block's activations in the backward pass to save
-    memory.
+    cuDNN on GPU) or ``splash`` (TPU only). ``remat`` recomputes each block's activations in
+    the backward pass to save memory.
     ``cpu_fusion_boundary`` (on by default; CPU only, no effect elsewhere) materialises the
     residual stream's cotangent at each block input and between the attention and MLP
     residual adds in the backward pass (theseus/models/fusion.py): values are unchanged, the

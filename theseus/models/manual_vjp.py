@@ -54,11 +54,6 @@ def _attention(q_BTHK, k_BSGK, v_BSGK, mask):
     return _forward(q_BTHK, k_BSGK, v_BSGK, mask)[0]
 
 
-def _attention_fwd(q_BTHK, k_BSGK, v_BSGK, mask):
-    y_BTHK, saved = _forward(q_BTHK, k_BSGK, v_BSGK, mask)
-    return y_BTHK, saved
-
-
 def _attention_bwd(saved, dy_BTHK):
     q_BGNK, k_BGSK, v_BGSK, probs_BGNS = saved
     T = dy_BTHK.shape[1]
@@ -75,7 +70,7 @@ def _attention_bwd(saved, dy_BTHK):
     return _from_query_heads(dq_BGNK, T), dk_BSGK, dv_BSGK, None
 
 
-_attention.defvjp(_attention_fwd, _attention_bwd)
+_attention.defvjp(_forward, _attention_bwd)
 
 
 def manual_vjp_attention(q_BTHK: jax.Array, k_BSGK: jax.Array, v_BSGK: jax.Array,
