@@ -110,13 +110,17 @@ def cosine_lr(step: int, peak: float, warmup_steps: int, total_steps: int,
 
 
 class TwinTrainer:
-    """Clipping + AdamW (kernels decayed) + the cosine schedule, one ``step`` per batch."""
+    """Clipping + AdamW (kernels decayed) + the cosine schedule, one ``step`` per batch.
+
+    ``bf16_autocast`` runs the forward pass (and so its backward) under
+    ``torch.autocast("cpu", bfloat16)``: torch's counterpart of theseus's
+    ``model.matmul_precision='bfloat16'`` (matmuls on bfloat16 operands through oneDNN)."""
 
     def __init__(self, model: TwinGPT, learning_rate: float, warmup_steps: int,
                  total_steps: int, b1: float = 0.9, b2: float = 0.95, eps: float = 1e-8,
                  weight_decay: float = 0.1, clip_norm: float | None = 1.0,
-                 final_fraction: float = 0.1):
-        self.model, self.clip_norm = model, clip_norm
+                 final_fraction: float = 0.1, bf16_autocast: bool = False):
+        self.model, self.clip_norm, self.bf16_autocast = model, clip_norm, bf16_autocast
         self.schedule = {"peak": learning_rate, "warmup_steps": warmup_steps,
                          "total_steps": total_steps, "final_fraction": final_fraction}
         kernels = [p for n, p in model.named_parameters()
@@ -134,7 +138,8 @@ class TwinTrainer:
         lr = cosine_lr(self.step_count, **self.schedule)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        loss = loss_fn(self.model, tokens_BT1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_autocast):
+            loss = loss_fn(self.model, tokens_BT1)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.clip_norm if self.clip_norm is not None else float("inf")

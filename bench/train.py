@@ -2,17 +2,24 @@
 
     uv run --no-sync python bench/train.py                      # tiny and small, 1 and 2 threads
     uv run --no-sync python bench/train.py --presets=tiny --threads=1 --repeats=3
+    uv run --no-sync python bench/train.py --precisions=float32  # like-for-like float32 only
 
-For each preset and thread count it runs, one after the other, each in its own process
-pinned to the first N cores (``taskset``): theseus (the preset's model, optimizer and data
-pipeline, the loop of ``theseus/training/loop.py``: no per-step host sync, metrics fetched
-every ``log_every`` steps) and the PyTorch twin (``bench/torch_twin.py``: same model, same
-optimizer, same batches from the same grain loader, eager mode). It prints tokens/s of each
-and the ratio ours/twin, MFU against the float32 matmul peak measured in the same process,
-a breakdown of the step time (data wait, device step, logging) and the compile time.
+For each preset, thread count and matmul precision it runs, one after the other, each in its
+own process pinned to the first N cores (``taskset``): theseus (the preset's model,
+optimizer and data pipeline, the loop of ``theseus/training/loop.py``: no per-step host
+sync, metrics fetched every ``log_every`` steps) and the PyTorch twin
+(``bench/torch_twin.py``: same model, same optimizer, same batches from the same grain
+loader, eager mode). It prints tokens/s of each and the ratio ours/twin, MFU against the
+matmul peak at the run's precision (measured in the same process), a breakdown of the step
+time (data wait, device step, logging) and the compile time.
+
+Precisions: ``float32`` is float32 everywhere on both sides. ``bfloat16`` is theseus's
+``model.matmul_precision='bfloat16'`` (matmul operands rounded to bfloat16, sums in
+float32, everything else float32) against the twin under ``torch.autocast`` to bfloat16.
+The last ratio printed for each setting compares each side at its faster precision.
 
 ``small`` is GPT-2 small (124M) run at a reduced batch and context (``--small_batch``,
-``--small_seq_len``), in float32 like the twin, on the tiny preset's Shakespeare tokens
+``--small_seq_len``), with float32 parameters and activations like the twin, on the tiny preset's Shakespeare tokens
 (ids below 2,048, so the 50,257-token tokenizer is not trained for a benchmark).
 JAX at one thread runs with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``; torch with
 ``torch.set_num_threads(N)``. The persistent compilation cache is off, so the compile time
@@ -44,8 +51,10 @@ PRESETS = {
 LOG_EVERY = 10
 
 
-def build_experiment(preset: str, small_batch: int, small_seq_len: int) -> Any:
-    """The preset's ``Experiment``; ``small`` shrunk to a CPU-sized batch and context."""
+def build_experiment(preset: str, small_batch: int, small_seq_len: int,
+                     precision: str = "float32") -> Any:
+    """The preset's ``Experiment`` at matmul ``precision``; ``small`` shrunk to a CPU-sized
+    batch and context."""
     import fiddle as fdl
 
     sys.path.insert(0, str(ROOT))
@@ -56,6 +65,7 @@ def build_experiment(preset: str, small_batch: int, small_seq_len: int) -> Any:
         cfg.model.dtype = "float32"
         cfg.model.seq_len, cfg.trainer.batch_size = small_seq_len, small_batch
         cfg.data = gpt.tiny().data  # Shakespeare with the 2,048-token BPE
+    cfg.model.matmul_precision = precision
     return fdl.build(cfg)
 
 
@@ -105,7 +115,7 @@ def run_jax(exp: Any, steps: int, warmup: int) -> dict[str, Any]:
     from theseus.training.train_step import make_train_step
 
     host_memory.run_cpu_inline()  # as theseus.runner.run does, before the backend starts
-    peak = measure_matmul_peak()
+    peak = measure_matmul_peak(precision=exp.model.matmul_precision)
     cfg, opt = exp.trainer, exp.optimizer
     mesh = sharding.make_mesh()
     tx = opt.make(cfg.num_steps)
@@ -152,13 +162,14 @@ def run_twin(exp: Any, steps: int, warmup: int, threads: int) -> dict[str, Any]:
 
     torch.set_num_threads(threads)
     torch.manual_seed(exp.trainer.seed)
-    peak = _torch_matmul_peak()
+    peak = _torch_matmul_peak(exp.model.matmul_precision == "bfloat16")
     m, opt, cfg = exp.model, exp.optimizer, exp.trainer
     model = torch_twin.TwinGPT(m.vocab_size, m.seq_len, m.num_layers, m.d_model, m.num_heads,
                                m.mlp_ratio)
     trainer = torch_twin.TwinTrainer(model, opt.learning_rate, opt.schedule.warmup_steps,
                                      cfg.num_steps, opt.b1, opt.b2, opt.eps, opt.weight_decay,
-                                     opt.clip_norm, opt.schedule.final_fraction)
+                                     opt.clip_norm, opt.schedule.final_fraction,
+                                     bf16_autocast=m.matmul_precision == "bfloat16")
     it = batches(exp)
     put = lambda b: torch.from_numpy(np.asarray(b, np.int64))
     t = time.perf_counter()
@@ -184,11 +195,12 @@ def run_twin(exp: Any, steps: int, warmup: int, threads: int) -> dict[str, Any]:
     return result("torch twin", exp, steps, timer, first_step_s, peak, losses)
 
 
-def _torch_matmul_peak(n: int = 1024, repeats: int = 5) -> float:
-    """FLOP/s of the best float32 ``n x n`` matmul in torch (the twin's own peak)."""
+def _torch_matmul_peak(bf16: bool = False, n: int = 1024, repeats: int = 5) -> float:
+    """FLOP/s of the best ``n x n`` matmul in torch (the twin's own peak), float32 or
+    bfloat16."""
     import torch
 
-    a = torch.ones(n, n)
+    a = torch.ones(n, n, dtype=torch.bfloat16 if bf16 else torch.float32)
     a @ a
     best = float("inf")
     for _ in range(repeats):
@@ -200,7 +212,8 @@ def _torch_matmul_peak(n: int = 1024, repeats: int = 5) -> float:
 
 def worker(args: argparse.Namespace) -> None:
     """Runs one framework at one preset; prints its figures as one JSON line."""
-    exp = build_experiment(args.preset, args.small_batch, args.small_seq_len)
+    exp = build_experiment(args.preset, args.small_batch, args.small_seq_len,
+                           args.precision_now)
     _, steps, warmup = PRESETS[args.preset]
     steps = args.steps or steps
     if args.worker == "jax":
@@ -208,6 +221,7 @@ def worker(args: argparse.Namespace) -> None:
     else:
         out = run_twin(exp, steps, warmup, args.threads_now)
     print(RESULT_TAG + json.dumps({**out, "preset": args.preset, "threads": args.threads_now,
+                                   "precision": args.precision_now,
                                    "batch": exp.trainer.batch_size, "seq_len": exp.model.seq_len}),
           flush=True)
 
@@ -223,12 +237,13 @@ def worker_env(framework: str, threads: int) -> dict[str, str]:
     return env
 
 
-def launch_worker(framework: str, preset: str, threads: int, args: argparse.Namespace
-                  ) -> dict[str, Any]:
+def launch_worker(framework: str, preset: str, threads: int, precision: str,
+                  args: argparse.Namespace) -> dict[str, Any]:
     """Runs one worker pinned to cores ``0..threads-1`` and returns its figures."""
     cores = ",".join(str(i) for i in range(threads))
     cmd = ["taskset", "-c", cores, sys.executable, __file__, f"--worker={framework}",
-           f"--preset={preset}", f"--threads_now={threads}", f"--steps={args.steps}",
+           f"--preset={preset}", f"--threads_now={threads}", f"--precision_now={precision}",
+           f"--steps={args.steps}",
            f"--small_batch={args.small_batch}", f"--small_seq_len={args.small_seq_len}"]
     proc = subprocess.run(cmd, check=False, cwd=ROOT, env=worker_env(framework, threads), text=True,
                           capture_output=True)
@@ -240,7 +255,7 @@ def launch_worker(framework: str, preset: str, threads: int, args: argparse.Name
 
 def describe(r: dict[str, Any]) -> str:
     """One line of figures for one worker."""
-    return (f"  {r['framework']:<10} {r['tokens_per_sec']:>9,.0f} tok/s  step {r['step_s'] * 1e3:7.1f} ms "
+    return (f"  {r['framework']:<10} {r['precision']:<8} {r['tokens_per_sec']:>9,.0f} tok/s  step {r['step_s'] * 1e3:7.1f} ms "
             f"(data {r['data_s'] * 1e3:.1f} / device {r['device_s'] * 1e3:.1f} / logging "
             f"{r['logging_s'] * 1e3:.1f})  MFU {r['mfu']:.1%} of {r['peak_gflops']:.0f} GFLOP/s  "
             f"{'compile' if r['framework'] == 'theseus' else 'first step'} {r['compile_s']:.1f} s  "
@@ -248,17 +263,28 @@ def describe(r: dict[str, Any]) -> str:
 
 
 def compare(preset: str, threads: int, args: argparse.Namespace,
-            launch: Callable[..., dict[str, Any]] = launch_worker) -> list[float]:
-    """Runs ours then the twin ``args.repeats`` times; prints each pair and its ratio."""
-    ratios = []
+            launch: Callable[..., dict[str, Any]] = launch_worker) -> dict[str, list[float]]:
+    """Runs ours then the twin at each precision, ``args.repeats`` times; prints each pair
+    and its ratio. Returns the ratios per precision, and per repeat the ratio of each side
+    at its faster precision (``fastest``)."""
+    ratios: dict[str, list[float]] = {p: [] for p in args.precisions}
+    ratios["fastest"] = []
     for rep in range(args.repeats):
-        ours = launch("jax", preset, threads, args)
-        twin = launch("torch", preset, threads, args)
-        ratios.append(ours["tokens_per_sec"] / twin["tokens_per_sec"])
-        print(f"{preset}, {threads} thread{'s' * (threads > 1)}, batch {ours['batch']} x "
-              f"{ours['seq_len']}, run {rep + 1}: ours/twin = {ratios[-1]:.2f}")
-        print(describe(ours))
-        print(describe(twin), flush=True)
+        best = {"ours": 0.0, "twin": 0.0}
+        for precision in args.precisions:
+            ours = launch("jax", preset, threads, precision, args)
+            twin = launch("torch", preset, threads, precision, args)
+            ratios[precision].append(ours["tokens_per_sec"] / twin["tokens_per_sec"])
+            best["ours"] = max(best["ours"], ours["tokens_per_sec"])
+            best["twin"] = max(best["twin"], twin["tokens_per_sec"])
+            print(f"{preset}, {threads} thread{'s' * (threads > 1)}, {precision}, batch "
+                  f"{ours['batch']} x {ours['seq_len']}, run {rep + 1}: ours/twin = "
+                  f"{ratios[precision][-1]:.2f}")
+            print(describe(ours))
+            print(describe(twin), flush=True)
+        ratios["fastest"].append(best["ours"] / best["twin"])
+        print(f"{preset}, {threads} thread{'s' * (threads > 1)}, run {rep + 1}: each at its "
+              f"faster precision, ours/twin = {ratios['fastest'][-1]:.2f}", flush=True)
     return ratios
 
 
@@ -267,6 +293,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--presets", default="tiny,small")
     p.add_argument("--threads", default="1,2")
+    p.add_argument("--precisions", default="float32,bfloat16",
+                   help="matmul precisions to compare at (float32, bfloat16)")
     p.add_argument("--repeats", type=int, default=1, help="back-to-back pairs per setting")
     p.add_argument("--steps", type=int, default=0, help="timed steps (0: the preset's)")
     p.add_argument("--small_batch", type=int, default=2)
@@ -274,6 +302,7 @@ def main() -> None:
     p.add_argument("--worker", choices=["jax", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--preset", choices=list(PRESETS), help=argparse.SUPPRESS)
     p.add_argument("--threads_now", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--precision_now", default="float32", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         from absl import flags
@@ -284,6 +313,10 @@ def main() -> None:
     unknown = [x for x in presets if x not in PRESETS]
     if unknown:
         sys.exit(f"error: unknown preset(s) {unknown}; choose from {list(PRESETS)}.")
+    args.precisions = args.precisions.split(",")
+    wrong = [x for x in args.precisions if x not in ("float32", "bfloat16")]
+    if wrong:
+        sys.exit(f"error: unknown precision(s) {wrong}; choose from float32, bfloat16.")
     threads = [int(t) for t in args.threads.split(",")]
     if max(threads) > len(os.sched_getaffinity(0)):
         sys.exit(f"error: --threads={args.threads} asks for more cores than the "
@@ -294,7 +327,8 @@ def main() -> None:
             summary[(preset, n)] = compare(preset, n, args)
     print("ours/twin tokens/s (median over repeats):")
     for (preset, n), ratios in summary.items():
-        print(f"  {preset:<6} {n} thread{'s' * (n > 1)}: {statistics.median(ratios):.2f}")
+        cells = "  ".join(f"{k} {statistics.median(v):.2f}" for k, v in ratios.items())
+        print(f"  {preset:<6} {n} thread{'s' * (n > 1)}: {cells}")
 
 
 if __name__ == "__main__":

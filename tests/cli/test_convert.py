@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -26,6 +27,7 @@ def trained(tmp_path_factory):
 def test_to_hf_and_back(trained, tmp_path, theseus):
     import jax
     import orbax.checkpoint as ocp
+    from flax import nnx
 
     from theseus.evaluation.restore import restore_params
 
@@ -37,8 +39,10 @@ def test_to_hf_and_back(trained, tmp_path, theseus):
 
     restored = restore_params(trained)
     ids = np.random.default_rng(0).integers(0, 2048, size=(2, 32))
-    ours = np.asarray(jax.jit(lambda p, x: __import__("flax").nnx.merge(restored.graphdef, p)(x))(
-        restored.params, ids))
+    # transformers computes in float32; so do we here (the tiny preset's matmuls are bfloat16).
+    model_cfg = dataclasses.replace(restored.experiment.model, matmul_precision="float32")
+    graphdef = nnx.split(model_cfg.make(nnx.Rngs(0)))[0]
+    ours = np.asarray(jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))(restored.params, ids))
     with torch.no_grad():
         theirs = transformers.AutoModelForCausalLM.from_pretrained(out).eval()(
             torch.as_tensor(ids)).logits.numpy()

@@ -43,7 +43,13 @@ def test_mfu_and_measured_peak():
     assert mfu(1000.0, 6e6, 1e10) == pytest.approx(0.6)
     assert measure_matmul_peak(n=128, repeats=2) > 0
     peak, source = peak_flops()
-    assert peak > 0 and "CPU" in source
+    assert peak > 0 and "CPU" in source and "f32 matmul" in source
+
+
+def test_the_cpu_peak_follows_the_matmul_precision():
+    assert measure_matmul_peak(n=128, repeats=2, precision="bfloat16") > 0
+    peak, source = peak_flops("bfloat16")
+    assert peak > 0 and "bf16 x bf16 -> f32 matmul" in source
 
 
 def test_importing_metrics_does_not_import_torch():

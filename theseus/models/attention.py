@@ -96,8 +96,10 @@ class FusedAttention(nnx.Module):
 
     def __init__(self, d_model: int, num_heads: int, *, rngs: nnx.Rngs, out_std: float,
                  use_bias: bool = True, rope_base: float | None = None,
-                 impl: str = "manual_vjp", dtype: str = "float32", param_dtype: str = "float32"):
-        kw = {"rngs": rngs, "use_bias": use_bias, "dtype": dtype, "param_dtype": param_dtype}
+                 impl: str = "manual_vjp", dtype: str = "float32", param_dtype: str = "float32",
+                 matmul_precision: str = "float32"):
+        kw = {"rngs": rngs, "use_bias": use_bias, "dtype": dtype, "param_dtype": param_dtype,
+              "matmul_precision": matmul_precision}
         self.qkv = Dense(d_model, 3 * d_model, ("embed", "heads"), **kw)
         self.out = Dense(d_model, d_model, ("heads", "embed"), std=out_std, **kw)
         self.num_heads, self.rope_base, self.impl = num_heads, rope_base, impl
@@ -120,9 +122,11 @@ class GroupedAttention(nnx.Module):
 
     def __init__(self, d_model: int, num_heads: int, num_kv_heads: int, *, rngs: nnx.Rngs,
                  out_std: float, rope_base: float, impl: str = "manual_vjp",
-                 use_bias: bool = False, dtype: str = "float32", param_dtype: str = "float32"):
+                 use_bias: bool = False, dtype: str = "float32", param_dtype: str = "float32",
+                 matmul_precision: str = "float32"):
         K = d_model // num_heads
-        kw = {"rngs": rngs, "use_bias": use_bias, "dtype": dtype, "param_dtype": param_dtype}
+        kw = {"rngs": rngs, "use_bias": use_bias, "dtype": dtype, "param_dtype": param_dtype,
+              "matmul_precision": matmul_precision}
         self.q = Dense(d_model, num_heads * K, ("embed", "heads"), **kw)
         self.k = Dense(d_model, num_kv_heads * K, ("embed", "heads"), **kw)
         self.v = Dense(d_model, num_kv_heads * K, ("embed", "heads"), **kw)

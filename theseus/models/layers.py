@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from theseus.models.bf16_matmul import bf16_matmul, bf16_matmul_nt
+
 Initializer = jax.nn.initializers.Initializer
 
 
@@ -30,22 +32,25 @@ class Dense(nnx.Module):
 
     def __init__(self, d_in: int, d_out: int, axes: tuple[str | None, str | None], *, rngs: nnx.Rngs,
                  use_bias: bool = True, std: float = 0.02, dtype: str = "float32",
-                 param_dtype: str = "float32"):
+                 param_dtype: str = "float32", matmul_precision: str = "float32"):
         self.kernel = param(rngs, jax.nn.initializers.normal(std), (d_in, d_out), axes, param_dtype)
         self.bias = (param(rngs, jax.nn.initializers.zeros, (d_out,), (axes[1],), param_dtype)
                      if use_bias else None)
-        self.dtype = dtype
+        self.dtype, self.matmul_precision = dtype, matmul_precision
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = matmul(x.astype(self.dtype), self.kernel[...].astype(self.dtype))
+        y = matmul(x.astype(self.dtype), self.kernel[...].astype(self.dtype),
+                   precision=self.matmul_precision)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
         return y
 
 
-def matmul(x: jax.Array, kernel_IO: jax.Array,
-           preferred_element_type: jnp.dtype | None = None) -> jax.Array:
-    """``x @ kernel`` over the last axis of ``x``, computed as one 2-D matmul.
+def matmul(x: jax.Array, kernel_IO: jax.Array, preferred_element_type: jnp.dtype | None = None,
+           precision: str = "float32") -> jax.Array:
+    """``x @ kernel`` over the last axis of ``x``, computed as one 2-D matmul; with
+    ``precision='bfloat16'`` the operands are rounded to bfloat16 and the products summed in
+    float32 (``bf16_matmul``).
 
     Why flatten: for a 3-D ``x`` XLA:CPU computes the weight gradient as a transposed-operand
     dot that its fast dot library does not take, plus a transposing copy into which it fuses
@@ -53,8 +58,11 @@ def matmul(x: jax.Array, kernel_IO: jax.Array,
     gradient is a plain dot (tiny preset: forward + backward 215 -> 190 CPU ms, identical
     loss). Elsewhere the reshape is free.
     """
-    y = jnp.dot(x.reshape(-1, x.shape[-1]), kernel_IO,
-                preferred_element_type=preferred_element_type)
+    x_MI = x.reshape(-1, x.shape[-1])
+    if precision == "bfloat16":
+        y = bf16_matmul(x_MI, kernel_IO, preferred_element_type or x.dtype)
+    else:
+        y = jnp.dot(x_MI, kernel_IO, preferred_element_type=preferred_element_type)
     return y.reshape(*x.shape[:-1], kernel_IO.shape[-1])
 
 
@@ -63,16 +71,20 @@ class Embed(nnx.Module):
 
     def __init__(self, num: int, features: int, axes: tuple[str | None, str | None], *,
                  rngs: nnx.Rngs, std: float = 0.02, dtype: str = "float32",
-                 param_dtype: str = "float32"):
+                 param_dtype: str = "float32", matmul_precision: str = "float32"):
         self.embedding = param(rngs, jax.nn.initializers.normal(std), (num, features), axes,
                                param_dtype)
-        self.dtype = dtype
+        self.dtype, self.matmul_precision = dtype, matmul_precision
 
     def __call__(self, ids: jax.Array) -> jax.Array:
         return jnp.take(self.embedding[...], ids, axis=0).astype(self.dtype)
 
     def attend(self, x_BTD: jax.Array) -> jax.Array:
         """Logits against every row of the table, in float32 for a stable softmax."""
+        if self.matmul_precision == "bfloat16":
+            x_MD = x_BTD.reshape(-1, x_BTD.shape[-1])
+            logits_MV = bf16_matmul_nt(x_MD, self.embedding[...], jnp.float32)
+            return logits_MV.reshape(*x_BTD.shape[:-1], -1)
         return jnp.dot(x_BTD.astype(self.dtype), self.embedding[...].astype(self.dtype).T,
                        preferred_element_type=jnp.float32)
 

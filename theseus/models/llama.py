@@ -29,6 +29,7 @@ from flax import nnx
 
 from theseus.models import base
 from theseus.models.attention import GroupedAttention
+from theseus.models.bf16_matmul import MATMUL_PRECISIONS
 from theseus.models.decoder import check_inputs, run_blocks
 from theseus.models.fusion import residual_boundary
 from theseus.models.layers import Dense, Embed, dropout, matmul
@@ -43,8 +44,8 @@ class LlamaConfig(base.HeadsMixin):
     ``num_kv_heads`` key/value heads are shared by ``num_heads`` query heads (GQA;
     ``num_kv_heads == num_heads`` is plain multi-head attention). ``ffn_dim`` is the SwiGLU
     hidden width, ``rope_theta`` the RoPE base, ``norm_eps`` RMSNorm's epsilon. ``dtype``,
-    ``param_dtype``, ``attention``, ``dropout``, ``remat`` and ``cpu_fusion_boundary`` mean
-    what they mean for GPT.
+    ``param_dtype``, ``matmul_precision``, ``attention``, ``dropout``, ``remat`` and
+    ``cpu_fusion_boundary`` mean what they mean for GPT.
     """
 
     vocab_size: int = 128256
@@ -60,6 +61,7 @@ class LlamaConfig(base.HeadsMixin):
     dropout: float = 0.0
     dtype: str = "float32"
     param_dtype: str = "float32"
+    matmul_precision: Literal["float32", "bfloat16"] = "float32"
     attention: Literal["manual_vjp", "reference", "dot_product", "splash"] = "manual_vjp"
     remat: bool = False
     cpu_fusion_boundary: bool = True
@@ -76,6 +78,7 @@ class LlamaConfig(base.HeadsMixin):
         base.check_dropout(self.dropout)
         base.check_choice("attention", self.attention, base.ATTENTION_IMPLS)
         base.check_dtypes(dtype=self.dtype, param_dtype=self.param_dtype)
+        base.check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
 
     def make(self, rngs: nnx.Rngs) -> Llama:
         """Builds the module with freshly initialised parameters."""
@@ -111,7 +114,8 @@ class LlamaBlock(nnx.Module):
         """Builds the norms, the attention and the block settings that Llama and MoE blocks
         share; returns the keyword arguments for the feed-forward layer."""
         out_std = 0.02 / math.sqrt(2 * cfg.num_layers)
-        kw = {"rngs": rngs, "out_std": out_std, "dtype": cfg.dtype, "param_dtype": cfg.param_dtype}
+        kw = {"rngs": rngs, "out_std": out_std, "dtype": cfg.dtype, "param_dtype": cfg.param_dtype,
+              "matmul_precision": cfg.matmul_precision}
         norm = {"rngs": rngs, "eps": cfg.norm_eps, "param_dtype": cfg.param_dtype}
         self.attn_norm = RMSNorm(cfg.d_model, **norm)
         self.attn = GroupedAttention(cfg.d_model, cfg.num_heads, cfg.num_kv_heads,
@@ -142,7 +146,8 @@ class Llama(nnx.Module):
     """The decoder: token embedding, blocks, final RMSNorm, output head."""
 
     def __init__(self, cfg: LlamaConfig, *, rngs: nnx.Rngs, block_cls: type = LlamaBlock):
-        kw = {"rngs": rngs, "dtype": cfg.dtype, "param_dtype": cfg.param_dtype}
+        kw = {"rngs": rngs, "dtype": cfg.dtype, "param_dtype": cfg.param_dtype,
+              "matmul_precision": cfg.matmul_precision}
         self.embed = Embed(cfg.vocab_size, cfg.d_model, ("vocab", "embed"), **kw)
         self.blocks = nnx.List([block_cls(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
         self.norm = RMSNorm(cfg.d_model, rngs=rngs, eps=cfg.norm_eps, param_dtype=cfg.param_dtype)
@@ -169,5 +174,6 @@ class Llama(nnx.Module):
         if self.lm_head is None:
             return self.embed.attend(h_BTD), aux
         kernel = self.lm_head.kernel[...].astype(self.cfg.dtype)
-        logits = matmul(h_BTD.astype(self.cfg.dtype), kernel, preferred_element_type=jnp.float32)
+        logits = matmul(h_BTD.astype(self.cfg.dtype), kernel, preferred_element_type=jnp.float32,
+                        precision=self.cfg.matmul_precision)
         return logits, aux

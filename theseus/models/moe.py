@@ -26,7 +26,9 @@ class MoEConfig(LlamaConfig):
     """Llama's hyperparameters plus the experts': ``num_experts`` SwiGLU experts of width
     ``ffn_dim``, ``experts_per_token`` (top-k) of them per token; ``dispatch`` is
     ``capacity`` (assignments beyond ``capacity_factor`` times the even share are dropped)
-    or ``dropless``; ``aux_loss_weight`` scales the load-balancing loss."""
+    or ``dropless``; ``aux_loss_weight`` scales the load-balancing loss. ``matmul_precision``
+    applies to the attention projections and the output head; the experts' einsums and the
+    router run in the compute dtype and float32."""
 
     num_experts: int = 8
     experts_per_token: int = 2
@@ -76,6 +78,7 @@ class MoEBlock(LlamaBlock):
 
     def __init__(self, cfg: MoEConfig, *, rngs: nnx.Rngs):  # noqa: PLW0231 (builds its own MLP)
         kw = self._init_attention_half(cfg, rngs)
+        kw.pop("matmul_precision")  # the experts' einsums stay in the compute dtype
         self.moe = MoE(cfg.d_model, cfg.ffn_dim, cfg.num_experts, cfg.experts_per_token,
                        capacity_factor=cfg.capacity_factor, dispatch=cfg.dispatch, **kw)
         self.aux_scale = cfg.aux_loss_weight / cfg.num_layers

@@ -59,7 +59,7 @@ class TrainingLoop:
                                                exp.model.dropout > 0, self.cfg.grad_accum_steps),
                                donate_argnums=0)
         self.eval_fn = jax.jit(make_eval_step(run.factory.graphdef))
-        peak, source = peak_flops()
+        peak, source = peak_flops(getattr(exp.model, "matmul_precision", "float32"))
         logging.info("peak %.3g FLOP/s (%s)", peak, source)
         self.logger = MetricsLogger(metrics_dir(run.workdir), self.cfg.batch_size * exp.model.seq_len,
                                     exp.model.flops_per_token(), peak, run.start)
