@@ -77,6 +77,21 @@ def test_materialized_transpose_keeps_values_and_nans():
     np.testing.assert_array_equal(jax.jit(materialized_transpose)(x), x.T)
 
 
+@pytest.mark.parametrize("consumer", ["transpose", "scaled_transpose", "gradient"])
+def test_a_transposing_consumer_still_runs(consumer):
+    """XLA:CPU once folded a consumer's transpose into the dot's output layout and then
+    could not run the dot; the outputs are pinned row-major so that it cannot."""
+    x, w, table = normal(64, 32), normal(32, 48, seed=1), normal(48, 32, seed=2)
+    fns = {
+        "transpose": lambda: bf16_matmul(x, w, jnp.float32).T,
+        "scaled_transpose": lambda: bf16_matmul_nt(x, table, jnp.float32).T * 2,
+        "gradient": lambda: jax.grad(
+            lambda a: (bf16_matmul(a, w, jnp.float32).T ** 2).sum())(x).T,
+    }
+    out = jax.jit(fns[consumer])()
+    assert bool(jnp.isfinite(out).all())
+
+
 def _dot_dimension_numbers(fn, *args) -> list[tuple[str, str]]:
     text = jax.jit(fn).lower(*args).compile().as_text()
     return re.findall(r" dot\(.*?lhs_contracting_dims=\{(\d+)\}, rhs_contracting_dims=\{(\d+)\}",

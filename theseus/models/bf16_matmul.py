@@ -47,7 +47,14 @@ def bf16_matmul(x_MK: jax.Array, w_KN: jax.Array, out_dtype: str) -> jax.Array:
 
 
 def _dot(a: jax.Array, b: jax.Array) -> jax.Array:
-    return jnp.dot(a, b, preferred_element_type=jnp.float32)
+    """The float32 product of two bfloat16 matrices, in row-major layout.
+
+    Pinning the result matters as much as pinning the operands: were a consumer to transpose
+    it, XLA:CPU would fold that transpose into a column-major dot output, which its AMX path
+    does not take and its fallback cannot run ("Unsupported element type for DotThunk").
+    """
+    return with_layout_constraint(jnp.dot(a, b, preferred_element_type=jnp.float32),
+                                  Layout(major_to_minor=(0, 1)))
 
 
 def _forward(x_MK, w_KN, out_dtype):
