@@ -49,9 +49,10 @@ def tiny() -> fdl.Config[Experiment]:
     """Tiny GPT (1.07M parameters) on Shakespeare: 2 CPU cores, about 2 minutes.
 
     4 layers, d_model 128, 4 heads, tied 2,048-token BPE vocabulary, context 128; trained
-    for 800 steps x 16 sequences (1.6M tokens). Matmuls take bfloat16 operands and sum in
-    float32 (``model.matmul_precision``; the rest is float32): on CPUs with AMX that is the
-    fastest setting, and the validation loss matches float32's (4.3372 against 4.3381).
+    for 800 steps x 16 sequences (1.6M tokens). On CPUs with AMX the matmuls take bfloat16
+    operands and sum in float32 (``model.matmul_precision='auto'``; the rest is float32):
+    1.4x the float32 speed here, and the validation loss matches float32's (4.3372 against
+    4.3381). ``--fdl_set=model.matmul_precision=float32`` turns it off.
 
     Hardware: a laptop or 2 CPU cores, in about 2 minutes (~20,000 tokens/s on 2 Sapphire
     Rapids cores). Validation loss ends near 4.34 nats, 1.68 below the unigram entropy of the
@@ -60,7 +61,7 @@ def tiny() -> fdl.Config[Experiment]:
     cfg = base(num_layers=4, d_model=128, num_heads=4, seq_len=128, vocab_size=2048,
                batch_size=16, num_steps=800, learning_rate=3e-3, warmup_steps=50,
                eval_every=200, checkpoint_every=200)
-    cfg.model.matmul_precision = "bfloat16"
+    cfg.model.matmul_precision = "auto"
     return cfg
 
 

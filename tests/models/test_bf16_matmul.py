@@ -2,6 +2,7 @@
 backward, the plain-layout dots it relies on, and ``model.matmul_precision`` in every family."""
 
 import dataclasses
+import os
 import re
 
 import jax
@@ -11,7 +12,9 @@ import pytest
 from flax import nnx
 
 from tests.models.helpers import build, normal, token_ids
-from theseus.models.bf16_matmul import bf16_matmul, bf16_matmul_nt, materialized_transpose
+from theseus.models import bf16_matmul as module
+from theseus.models.bf16_matmul import (bf16_matmul, bf16_matmul_nt, materialized_transpose,
+                                        resolve_matmul_precision)
 from theseus.models.gpt import GPTConfig
 from theseus.models.llama import LlamaConfig
 from theseus.models.moe import MoEConfig
@@ -143,3 +146,24 @@ def test_model_losses_and_gradients_stay_close_to_float32(name):
 def test_an_unknown_matmul_precision_is_refused(cls):
     with pytest.raises(ValueError, match=r"model.matmul_precision must be one of .*float16"):
         cls(matmul_precision="float16")
+
+
+@pytest.mark.parametrize("amx, expected", [(True, "bfloat16"), (False, "float32")])
+def test_auto_is_bfloat16_only_on_a_cpu_with_amx(monkeypatch, amx, expected):
+    monkeypatch.setattr(module, "cpu_has_amx", lambda: amx)
+    assert resolve_matmul_precision("auto") == expected
+    assert resolve_matmul_precision("float32") == "float32"
+    assert resolve_matmul_precision("bfloat16") == "bfloat16"
+    dense = GPTConfig(**SHAPE, matmul_precision="auto").make(nnx.Rngs(0)).blocks[0].mlp.up
+    assert dense.matmul_precision == expected
+
+
+def test_auto_is_float32_off_the_cpu(monkeypatch):
+    monkeypatch.setattr(module, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert resolve_matmul_precision("auto") == "float32"
+
+
+def test_amx_detection_reads_the_cpu_flags():
+    flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+    assert module.cpu_has_amx() == ("amx_bf16" in flags)

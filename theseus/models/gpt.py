@@ -13,7 +13,7 @@ from flax import nnx
 from theseus.models import base
 from theseus.models.attention import FusedAttention
 from theseus.models.base import count_params  # noqa: F401  (re-exported for callers)
-from theseus.models.bf16_matmul import MATMUL_PRECISIONS
+from theseus.models.bf16_matmul import MATMUL_PRECISIONS, resolve_matmul_precision
 from theseus.models.decoder import check_inputs, run_blocks
 from theseus.models.fusion import residual_boundary
 from theseus.models.layers import Embed, dropout
@@ -29,7 +29,8 @@ class GPTConfig(base.HeadsMixin):
     storage dtype of parameters. ``matmul_precision='bfloat16'`` rounds the operands of the
     dense layers and the output head to bfloat16 and sums their products in float32 (TPU's
     default for float32 matmuls; 4-5x faster dots on CPUs with AMX, see
-    theseus/models/bf16_matmul.py); everything else stays in ``dtype``. ``attention`` picks the attention kernel: ``manual_vjp``
+    theseus/models/bf16_matmul.py); everything else stays in ``dtype``. ``'auto'`` picks
+    ``bfloat16`` on CPUs with AMX and ``float32`` elsewhere. ``attention`` picks the attention kernel: ``manual_vjp``
     (the default: einsums with a hand-written backward pass, fastest on CPU), ``reference``
     (einsums, backward derived by JAX), ``dot_product`` (``jax.nn.dot_product_attention``,
     cuDNN on GPU) or ``splash`` (TPU only). ``remat`` recomputes each block's activations in
@@ -50,7 +51,7 @@ class GPTConfig(base.HeadsMixin):
     position: Literal["learned", "rope"] = "learned"
     dtype: str = "float32"
     param_dtype: str = "float32"
-    matmul_precision: Literal["float32", "bfloat16"] = "float32"
+    matmul_precision: Literal["float32", "bfloat16", "auto"] = "float32"
     attention: Literal["manual_vjp", "reference", "dot_product", "splash"] = "manual_vjp"
     remat: bool = False
     use_bias: bool = True
@@ -96,7 +97,8 @@ class Block(nnx.Module):
     def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs):
         out_std = 0.02 / math.sqrt(2 * cfg.num_layers)
         kw = {"rngs": rngs, "out_std": out_std, "use_bias": cfg.use_bias, "dtype": cfg.dtype,
-              "param_dtype": cfg.param_dtype, "matmul_precision": cfg.matmul_precision}
+              "param_dtype": cfg.param_dtype,
+              "matmul_precision": resolve_matmul_precision(cfg.matmul_precision)}
         self.ln1 = LayerNorm(cfg.d_model, rngs=rngs, param_dtype=cfg.param_dtype)
         self.attn = FusedAttention(cfg.d_model, cfg.num_heads, impl=cfg.attention,
                                    rope_base=10000.0 if cfg.position == "rope" else None, **kw)
@@ -120,7 +122,7 @@ class GPT(nnx.Module):
 
     def __init__(self, cfg: GPTConfig, *, rngs: nnx.Rngs):
         kw = {"rngs": rngs, "dtype": cfg.dtype, "param_dtype": cfg.param_dtype,
-              "matmul_precision": cfg.matmul_precision}
+              "matmul_precision": resolve_matmul_precision(cfg.matmul_precision)}
         self.wte = Embed(cfg.vocab_size, cfg.d_model, ("vocab", "embed"), **kw)
         self.wpe = (Embed(cfg.seq_len, cfg.d_model, (None, "embed"), std=0.01, **kw)
                     if cfg.position == "learned" else None)

@@ -29,7 +29,7 @@ from flax import nnx
 
 from theseus.models import base
 from theseus.models.attention import GroupedAttention
-from theseus.models.bf16_matmul import MATMUL_PRECISIONS
+from theseus.models.bf16_matmul import MATMUL_PRECISIONS, resolve_matmul_precision
 from theseus.models.decoder import check_inputs, run_blocks
 from theseus.models.fusion import residual_boundary
 from theseus.models.layers import Dense, Embed, dropout, matmul
@@ -61,7 +61,7 @@ class LlamaConfig(base.HeadsMixin):
     dropout: float = 0.0
     dtype: str = "float32"
     param_dtype: str = "float32"
-    matmul_precision: Literal["float32", "bfloat16"] = "float32"
+    matmul_precision: Literal["float32", "bfloat16", "auto"] = "float32"
     attention: Literal["manual_vjp", "reference", "dot_product", "splash"] = "manual_vjp"
     remat: bool = False
     cpu_fusion_boundary: bool = True
@@ -115,7 +115,7 @@ class LlamaBlock(nnx.Module):
         share; returns the keyword arguments for the feed-forward layer."""
         out_std = 0.02 / math.sqrt(2 * cfg.num_layers)
         kw = {"rngs": rngs, "out_std": out_std, "dtype": cfg.dtype, "param_dtype": cfg.param_dtype,
-              "matmul_precision": cfg.matmul_precision}
+              "matmul_precision": resolve_matmul_precision(cfg.matmul_precision)}
         norm = {"rngs": rngs, "eps": cfg.norm_eps, "param_dtype": cfg.param_dtype}
         self.attn_norm = RMSNorm(cfg.d_model, **norm)
         self.attn = GroupedAttention(cfg.d_model, cfg.num_heads, cfg.num_kv_heads,
@@ -147,7 +147,7 @@ class Llama(nnx.Module):
 
     def __init__(self, cfg: LlamaConfig, *, rngs: nnx.Rngs, block_cls: type = LlamaBlock):
         kw = {"rngs": rngs, "dtype": cfg.dtype, "param_dtype": cfg.param_dtype,
-              "matmul_precision": cfg.matmul_precision}
+              "matmul_precision": resolve_matmul_precision(cfg.matmul_precision)}
         self.embed = Embed(cfg.vocab_size, cfg.d_model, ("vocab", "embed"), **kw)
         self.blocks = nnx.List([block_cls(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
         self.norm = RMSNorm(cfg.d_model, rngs=rngs, eps=cfg.norm_eps, param_dtype=cfg.param_dtype)
@@ -175,5 +175,5 @@ class Llama(nnx.Module):
             return self.embed.attend(h_BTD), aux
         kernel = self.lm_head.kernel[...].astype(self.cfg.dtype)
         logits = matmul(h_BTD.astype(self.cfg.dtype), kernel, preferred_element_type=jnp.float32,
-                        precision=self.cfg.matmul_precision)
+                        precision=resolve_matmul_precision(self.cfg.matmul_precision))
         return logits, aux

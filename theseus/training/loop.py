@@ -17,6 +17,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
+from theseus.models.bf16_matmul import resolve_matmul_precision
 from theseus.training import faults, sharding
 from theseus.training.metrics import MetricsLogger
 from theseus.training.mfu import peak_flops
@@ -52,14 +53,15 @@ def metrics_dir(workdir: pathlib.Path) -> pathlib.Path:
 class TrainingLoop:
     """Runs the remaining steps of ``run``; ``run()`` returns the final results."""
 
-    def __init__(self, exp: "Experiment", run: "Run", started_at: float):
+    def __init__(self, exp: Experiment, run: Run, started_at: float):
         self.exp, self.r, self.cfg = exp, run, exp.trainer
         lr = exp.optimizer.schedule.make(exp.optimizer.learning_rate, self.cfg.num_steps)
         self.step_fn = jax.jit(make_train_step(run.factory.graphdef, run.tx, lr, self.cfg.seed,
                                                exp.model.dropout > 0, self.cfg.grad_accum_steps),
                                donate_argnums=0)
         self.eval_fn = jax.jit(make_eval_step(run.factory.graphdef))
-        peak, source = peak_flops(getattr(exp.model, "matmul_precision", "float32"))
+        precision = resolve_matmul_precision(getattr(exp.model, "matmul_precision", "float32"))
+        peak, source = peak_flops(precision)
         logging.info("peak %.3g FLOP/s (%s)", peak, source)
         self.logger = MetricsLogger(metrics_dir(run.workdir), self.cfg.batch_size * exp.model.seq_len,
                                     exp.model.flops_per_token(), peak, run.start)
