@@ -1,13 +1,14 @@
 """Matmuls at bfloat16 precision: operands rounded to bfloat16, products summed in float32.
 
 ``model.matmul_precision='bfloat16'`` routes every dense layer and the output head through
-``bf16_matmul``; ``'auto'`` (the tiny presets') does so on CPUs with AMX only. It is what a TPU does by default for a float32 matmul (one bfloat16 pass),
-and what mixed-precision training does on GPUs; parameters, activations, norms, softmax and
-the loss stay in the compute dtype (float32 by default).
+``bf16_matmul``; ``'auto'`` (the GPT tiny preset's setting) does so on CPUs with AMX only.
+It is what a TPU does by default for a float32 matmul (one bfloat16 pass), and what
+mixed-precision training does on GPUs; parameters, activations, norms, softmax and the loss
+stay in the compute dtype (float32 by default).
 
 Why it exists: on a CPU with AMX (Intel Sapphire Rapids and later) XLA:CPU runs a bfloat16
 ``[M, K] @ [K, N]`` dot with a float32 result on the AMX tiles, about 4-5x faster than the
-float32 dot (GPT-2 small's ``[2048, 768] @ [768, 3072]``: 94 -> 19 ms on one core). It does
+float32 dot (GPT-2 small's ``[2048, 768] @ [768, 3072]``: 75-94 -> 19 ms on one core). It does
 so only for that plain layout: a bfloat16 dot with a transposed operand, which JAX's
 derived backward pass produces for both gradients, is converted to float32 first and gains
 nothing. So the backward pass here is written out, each gradient a plain-layout dot of an
@@ -22,6 +23,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 from jax.experimental.layout import Layout, with_layout_constraint
+from jax.typing import DTypeLike
 
 MATMUL_PRECISIONS = ("float32", "bfloat16", "auto")
 
@@ -56,7 +58,7 @@ def materialized_transpose(x_AB: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def bf16_matmul(x_MK: jax.Array, w_KN: jax.Array, out_dtype: str) -> jax.Array:
+def bf16_matmul(x_MK: jax.Array, w_KN: jax.Array, out_dtype: DTypeLike) -> jax.Array:
     """``x @ w`` with bfloat16 operands and float32 accumulation, returned in ``out_dtype``.
 
     Gradients come back in the dtypes of ``x`` and ``w``; both gradient dots also take
@@ -96,7 +98,7 @@ bf16_matmul.defvjp(_forward, _backward)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def bf16_matmul_nt(x_MK: jax.Array, w_NK: jax.Array, out_dtype: str) -> jax.Array:
+def bf16_matmul_nt(x_MK: jax.Array, w_NK: jax.Array, out_dtype: DTypeLike) -> jax.Array:
     """``x @ w.T`` as ``bf16_matmul`` computes ``x @ w``: the tied output head, whose table is
     stored ``[vocab, features]``. Written out so that the table is transposed once in the
     forward pass and its gradient comes out in its own layout."""

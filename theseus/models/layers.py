@@ -28,7 +28,8 @@ def param(rngs: nnx.Rngs, init: Initializer, shape: tuple[int, ...], axes: tuple
 
 
 class Dense(nnx.Module):
-    """``y = x @ kernel (+ bias)`` over the last axis, computed in ``dtype``."""
+    """``y = x @ kernel (+ bias)`` over the last axis, computed in ``dtype``; the matmul at
+    ``matmul_precision`` (``float32``, or ``bfloat16`` operands with float32 sums)."""
 
     def __init__(self, d_in: int, d_out: int, axes: tuple[str | None, str | None], *, rngs: nnx.Rngs,
                  use_bias: bool = True, std: float = 0.02, dtype: str = "float32",
