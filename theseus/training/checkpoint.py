@@ -29,10 +29,22 @@ class NoUsableCheckpointError(CheckpointError):
     """Checkpoints exist, but none of them can be restored."""
 
 
+def _barriers(prefix: str) -> ocp.options.MultiprocessingOptions:
+    """Multi-process options whose barrier keys start with ``prefix``.
+
+    A run holds two managers (``checkpoints/`` and ``best/``) that may finalize saves at the
+    same time (the last step is often both). Orbax's barrier keys carry no counter, so
+    without distinct prefixes the second manager's barrier fails with "Barrier ... is
+    already ongoing" and the save after it hangs (seen once in a 2-process SLURM job).
+    """
+    return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=prefix)
+
+
 def _options(keep: int, keep_every: int | None) -> ocp.CheckpointManagerOptions:
     return ocp.CheckpointManagerOptions(max_to_keep=keep, keep_period=keep_every or None,
                                         enable_async_checkpointing=True,
-                                        cleanup_tmp_directories=True)
+                                        cleanup_tmp_directories=True,
+                                        multiprocessing_options=_barriers("checkpoints"))
 
 
 class _IteratorSnapshot:
@@ -189,7 +201,8 @@ class BestCheckpoint:
         self.directory = directory.absolute()
         self._manager = ocp.CheckpointManager(
             self.directory, options=ocp.CheckpointManagerOptions(
-                max_to_keep=1, enable_async_checkpointing=True, cleanup_tmp_directories=True),
+                max_to_keep=1, enable_async_checkpointing=True, cleanup_tmp_directories=True,
+                multiprocessing_options=_barriers("best")),
             item_handlers={"state": ocp.StandardCheckpointHandler(),
                            "meta": ocp.JsonCheckpointHandler()})
         self.best_loss = self._saved_loss()
