@@ -19,9 +19,9 @@ float32, everything else float32) against the twin under ``torch.autocast`` to b
 The last ratio printed for each setting compares each side at its faster precision.
 
 ``small`` is GPT-2 small (124M) run at a reduced batch and context (``--small_batch``,
-``--small_seq_len``), with float32 parameters and activations like the twin, on the tiny preset's Shakespeare tokens
-(ids below 2,048, so the 50,257-token tokenizer is not trained for a benchmark).
-JAX at one thread runs with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``; torch with
+``--small_seq_len``), with float32 parameters and activations like the twin, on the tiny
+preset's Shakespeare tokens (ids below 2,048, so the 50,257-token tokenizer is not
+trained for a benchmark). JAX at one thread runs with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``; torch with
 ``torch.set_num_threads(N)``. The persistent compilation cache is off, so the compile time
 is a real compile.
 """

@@ -62,3 +62,16 @@ def test_compare_reports_each_precision_and_each_side_at_its_faster_one(capsys):
     ratios = bench.compare("tiny", 2, args, launch=fake_launch)
     assert ratios == {"float32": [0.8], "bfloat16": [3.0], "fastest": [1.5]}
     assert "each at its faster precision, ours/twin = 1.50" in capsys.readouterr().out
+
+
+def test_an_unknown_precision_is_refused_before_any_worker_runs(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "train.py"),
+                             "--precisions=float32,fp16", "--presets=tiny"],
+                            cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown precision(s) ['fp16']; choose from float32, bfloat16."]
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -78,12 +78,17 @@ def _dot(a: jax.Array, b: jax.Array) -> jax.Array:
                                   Layout(major_to_minor=(0, 1)))
 
 
+def _rounded(x: jax.Array, w: jax.Array) -> tuple[jax.Array, ...]:
+    """The residuals of both products: the operands in bfloat16 (half the memory of float32
+    ones) and two zero scalars that carry the primal dtypes, which the cotangents must have."""
+    return (x.astype(jnp.bfloat16), w.astype(jnp.bfloat16), jnp.zeros((), x.dtype),
+            jnp.zeros((), w.dtype))
+
+
 def _forward(x_MK, w_KN, out_dtype):
-    x16_MK, w16_KN = x_MK.astype(jnp.bfloat16), w_KN.astype(jnp.bfloat16)
-    y_MN = _dot(x16_MK, w16_KN).astype(out_dtype)
-    # The residuals are the bfloat16 operands (half the memory of float32 ones); the zero
-    # scalars carry the primal dtypes, which the cotangents must have.
-    return y_MN, (x16_MK, w16_KN, jnp.zeros((), x_MK.dtype), jnp.zeros((), w_KN.dtype))
+    saved = _rounded(x_MK, w_KN)
+    x16_MK, w16_KN = saved[:2]
+    return _dot(x16_MK, w16_KN).astype(out_dtype), saved
 
 
 def _backward(out_dtype, saved, dy_MN):
@@ -106,9 +111,9 @@ def bf16_matmul_nt(x_MK: jax.Array, w_NK: jax.Array, out_dtype: DTypeLike) -> ja
 
 
 def _forward_nt(x_MK, w_NK, out_dtype):
-    x16_MK, w16_NK = x_MK.astype(jnp.bfloat16), w_NK.astype(jnp.bfloat16)
-    y_MN = _dot(x16_MK, materialized_transpose(w16_NK)).astype(out_dtype)
-    return y_MN, (x16_MK, w16_NK, jnp.zeros((), x_MK.dtype), jnp.zeros((), w_NK.dtype))
+    saved = _rounded(x_MK, w_NK)
+    x16_MK, w16_NK = saved[:2]
+    return _dot(x16_MK, materialized_transpose(w16_NK)).astype(out_dtype), saved
 
 
 def _backward_nt(out_dtype, saved, dy_MN):

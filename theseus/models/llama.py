@@ -175,5 +175,5 @@ class Llama(nnx.Module):
             return self.embed.attend(h_BTD), aux
         kernel = self.lm_head.kernel[...].astype(self.cfg.dtype)
         logits = matmul(h_BTD.astype(self.cfg.dtype), kernel, preferred_element_type=jnp.float32,
-                        precision=resolve_matmul_precision(self.cfg.matmul_precision))
+                        precision=self.lm_head.matmul_precision)
         return logits, aux
