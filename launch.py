@@ -17,6 +17,14 @@ STARTED_AT = time.time()
 
 import sys  # noqa: E402
 
+from theseus import host_memory  # noqa: E402
+
+try:  # restarts this process once, before jax loads, to back its heap with huge pages
+    STARTED_AT = host_memory.reexec_with_huge_pages(STARTED_AT)
+except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
 from absl import app, flags, logging  # noqa: E402
 
 from theseus.config import config_from_flags, define_flags, workdir_from_flags  # noqa: E402

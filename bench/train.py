@@ -226,11 +226,16 @@ def worker(args: argparse.Namespace) -> None:
           flush=True)
 
 
-def worker_env(framework: str, threads: int) -> dict[str, str]:
+def worker_env(framework: str, threads: int, twin_huge_pages: bool = False) -> dict[str, str]:
     """Environment of a worker: CPU JAX, one XLA thread when ``threads == 1``, no
-    persistent compilation cache (so that the compile time is measured)."""
+    persistent compilation cache (so that the compile time is measured); with
+    ``twin_huge_pages`` the twin's heap gets the huge pages theseus gives its own."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "THESEUS_COMPILE_CACHE": "off",
            "OMP_NUM_THREADS": str(threads)}
+    if framework == "torch" and twin_huge_pages:
+        from theseus import host_memory
+
+        env = host_memory.huge_pages_environ(env)
     if framework == "jax" and threads == 1:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
                             "intra_op_parallelism_threads=1").strip()
@@ -245,8 +250,8 @@ def launch_worker(framework: str, preset: str, threads: int, precision: str,
            f"--preset={preset}", f"--threads_now={threads}", f"--precision_now={precision}",
            f"--steps={args.steps}",
            f"--small_batch={args.small_batch}", f"--small_seq_len={args.small_seq_len}"]
-    proc = subprocess.run(cmd, check=False, cwd=ROOT, env=worker_env(framework, threads), text=True,
-                          capture_output=True)
+    env = worker_env(framework, threads, args.twin_huge_pages)
+    proc = subprocess.run(cmd, check=False, cwd=ROOT, env=env, text=True, capture_output=True)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG):])
@@ -297,6 +302,9 @@ def main() -> None:
                    help="matmul precisions to compare at (float32, bfloat16)")
     p.add_argument("--repeats", type=int, default=1, help="back-to-back pairs per setting")
     p.add_argument("--steps", type=int, default=0, help="timed steps (0: the preset's)")
+    p.add_argument("--twin_huge_pages", action="store_true",
+                   help="give the twin's heap huge pages too (GLIBC_TUNABLES), as theseus "
+                   "does for its own; off, the twin runs as PyTorch ships")
     p.add_argument("--small_batch", type=int, default=2)
     p.add_argument("--small_seq_len", type=int, default=256)
     p.add_argument("--worker", choices=["jax", "torch"], help=argparse.SUPPRESS)
@@ -305,6 +313,10 @@ def main() -> None:
     p.add_argument("--precision_now", default="float32", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
+        if args.worker == "jax":  # as launch.py does: the heap on huge pages (host_memory.py)
+            from theseus import host_memory
+
+            host_memory.reexec_with_huge_pages(time.time())
         from absl import flags
 
         flags.FLAGS.mark_as_parsed()

@@ -76,3 +76,83 @@ def test_cpu_calls_run_inline_after_run_cpu_inline():
     out = subprocess.run([sys.executable, "-c", program], check=True, capture_output=True,
                          text=True, env=_env_with_malloc_defaults()).stdout
     assert out.strip().splitlines()[-1] == "False"
+
+
+# The restart that gives the heap huge pages (reexec_with_huge_pages).
+RESTART_PROGRAM = """
+import json, os, sys, time
+from theseus import host_memory
+started = host_memory.reexec_with_huge_pages(float(sys.argv[1]))
+import ctypes
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+size = 64 * 2**20
+block = libc.malloc(size)  # through malloc itself (numpy would madvise on its own)
+ctypes.memset(block, 1, size)
+huge_kb = 0
+for line in open("/proc/self/smaps_rollup"):
+    if line.startswith("AnonHugePages:"):
+        huge_kb = int(line.split()[1])
+print(json.dumps({"pid": os.getpid(), "started_at": started, "huge_kb": huge_kb,
+                  "tunables": os.environ.get("GLIBC_TUNABLES", ""),
+                  "marker": os.environ.get(host_memory.STARTED_AT_VAR)}))
+"""
+
+
+def _restart(extra_env: dict[str, str]) -> dict:
+    env = {k: v for k, v in _env_with_malloc_defaults().items() if k != "GLIBC_TUNABLES"}
+    proc = subprocess.Popen([sys.executable, "-c", RESTART_PROGRAM, "123.5"],
+                            env={**env, **extra_env}, stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    return {**json.loads(out.strip().splitlines()[-1]), "spawned_pid": proc.pid}
+
+
+@pytest.mark.skipif(not host_memory.huge_pages_wanted({}, host_memory.thp_mode(),
+                                                      host_memory.glibc_version()),
+                    reason="needs glibc >= 2.35 and the kernel's THP mode 'madvise'")
+def test_restart_backs_the_heap_with_huge_pages_and_keeps_pid_and_start_time():
+    restarted = _restart({})
+    assert restarted["pid"] == restarted["spawned_pid"]  # execve: same process
+    assert restarted["started_at"] == 123.5  # the first process's start time, carried
+    assert restarted["tunables"] == host_memory.HUGE_PAGES_TUNABLE
+    assert restarted["marker"] is None  # popped, so a child process restarts on its own
+    assert restarted["huge_kb"] >= 32 * 1024
+    plain = _restart({"THESEUS_MALLOC": "system"})
+    assert plain["tunables"] == "" and plain["huge_kb"] < 32 * 1024
+
+
+@pytest.mark.parametrize("environ, mode, glibc, wanted", [
+    ({}, "madvise", (2, 36), True),
+    ({}, "always", (2, 36), False),  # the kernel gives huge pages already
+    ({}, "never", (2, 36), False),
+    ({}, "", (2, 36), False),  # no THP support
+    ({}, "madvise", (2, 31), False),  # glibc without the tunable
+    ({}, "madvise", None, False),  # musl, macOS
+    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}, "madvise", (2, 36), False),
+    ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, "madvise", (2, 36), True),
+    ({"THESEUS_MALLOC": "system"}, "madvise", (2, 36), False),
+])
+def test_huge_pages_are_wanted_only_where_the_restart_changes_something(environ, mode, glibc,
+                                                                         wanted):
+    assert host_memory.huge_pages_wanted(environ, mode, glibc) is wanted
+
+
+def test_the_tunable_is_added_to_existing_ones():
+    env = host_memory.huge_pages_environ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2",
+                                          "HOME": "/h"})
+    assert env == {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1",
+                   "HOME": "/h"}
+
+
+def test_a_misspelled_malloc_setting_is_refused_in_one_sentence(monkeypatch):
+    monkeypatch.setenv("THESEUS_MALLOC", "sytem")
+    with pytest.raises(ValueError, match=r"THESEUS_MALLOC='sytem' is not a setting; set "
+                                         r"THESEUS_MALLOC=system"):
+        host_memory.reexec_with_huge_pages(0.0)
+
+
+def test_thp_mode_and_glibc_version_read_this_machine():
+    assert host_memory.thp_mode() in ("always", "madvise", "never", "")
+    version = host_memory.glibc_version()
+    assert version is None or (len(version) == 2 and version[0] >= 2)

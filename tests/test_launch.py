@@ -80,6 +80,16 @@ def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, case):
     assert not workdir.exists()
 
 
+def test_a_misspelled_malloc_setting_gives_one_line_and_writes_nothing(tmp_path):
+    workdir = tmp_path / "run"
+    result = run_launch(*tiny_args(workdir), env={"THESEUS_MALLOC": "sytem"})
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["error: THESEUS_MALLOC='sytem' is not a setting; set THESEUS_MALLOC=system "
+                     "for the C library's malloc defaults, or unset it."]
+    assert not workdir.exists()
+
+
 def test_default_workdir_is_under_runs(tmp_path):
     from theseus.config import default_workdir
 

@@ -39,6 +39,17 @@ def test_worker_environment_pins_threads_and_turns_the_compile_cache_off():
     assert bench.worker_env("torch", 2)["OMP_NUM_THREADS"] == "2"
 
 
+def test_the_twin_gets_huge_pages_only_when_asked(monkeypatch):
+    bench = load()
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    assert "GLIBC_TUNABLES" not in bench.worker_env("torch", 1)
+    tuned = bench.worker_env("torch", 1, twin_huge_pages=True)
+    assert tuned["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
+    # theseus's worker restarts itself with the tunable (as launch.py does); the parent
+    # does not set it for either side.
+    assert "GLIBC_TUNABLES" not in bench.worker_env("jax", 1, twin_huge_pages=True)
+
+
 def test_precision_sets_the_models_matmul_precision():
     bench = load()
     for precision in ("float32", "bfloat16"):

@@ -44,3 +44,12 @@ def test_configure_run_status_sample(tmp_path):
     assert changed.returncode == 2 and changed.stderr.startswith("error: ")
     assert "model.num_layers: 1 -> 2" in changed.stderr and "Traceback" not in changed.stderr
     assert json.loads((workdir / "summary.json").read_text())["step"] == 6
+
+
+def test_a_misspelled_malloc_setting_stops_run_before_anything_is_written(tmp_path):
+    from tests.cli.conftest import one_error_line
+
+    result = run_theseus("run", "t", "gpt:tiny", str(tmp_path / "runs"),
+                         env={"THESEUS_MALLOC": "sytem"})
+    assert "THESEUS_MALLOC='sytem' is not a setting" in one_error_line(result)
+    assert not (tmp_path / "runs").exists()

@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 
-from theseus.cli.common import USAGE_ERROR, Parser
+from theseus import host_memory
+from theseus.cli.common import USAGE_ERROR, Parser, fail
+
+# The commands that run a model; the console script restarts itself once for them so that
+# the heap gets huge pages (theseus/host_memory.py).
+HUGE_PAGE_COMMANDS = ("run", "sample")
 
 EPILOG = """\
 CONFIG may be a job (gpt:small), a file (configs/gpt.py:small, my_run.py meaning
@@ -58,7 +64,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``theseus`` console script."""
     from theseus.config.errors import ConfigError
 
+    started_at = time.time()
+    if argv is None and sys.argv[1:2] and sys.argv[1] in HUGE_PAGE_COMMANDS:
+        try:
+            started_at = host_memory.reexec_with_huge_pages(started_at)
+        except ValueError as e:
+            fail(str(e))
     args = parse(list(sys.argv[1:] if argv is None else argv))
+    args.started_at = started_at
     if not hasattr(args, "func"):
         build_parser().print_help(sys.stderr)
         sys.exit(USAGE_ERROR)

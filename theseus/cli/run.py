@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Loads the config, then trains it through ``theseus.runner.run``."""
-    started_at = time.time()
+    started_at = getattr(args, "started_at", None) or time.time()
     workdir = pathlib.Path(args.out) / run_name(args.name)
     cfg, _, _ = load_config_arg(args.config, args)
     prepare_runtime()
