@@ -85,8 +85,8 @@ def test_a_misspelled_malloc_setting_gives_one_line_and_writes_nothing(tmp_path)
     result = run_launch(*tiny_args(workdir), env={"THESEUS_MALLOC": "sytem"})
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines == ["error: THESEUS_MALLOC='sytem' is not a setting; set THESEUS_MALLOC=system "
-                     "for the C library's malloc defaults, or unset it."]
+    assert lines == [("error: THESEUS_MALLOC='sytem' is not a setting; set "
+                      "THESEUS_MALLOC=system for the C library's malloc defaults, or unset it.")]
     assert not workdir.exists()
 
 
