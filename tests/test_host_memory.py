@@ -130,6 +130,7 @@ def test_restart_backs_the_heap_with_huge_pages_and_keeps_pid_and_start_time():
     ({}, "madvise", (2, 31), False),  # glibc without the tunable
     ({}, "madvise", None, False),  # musl, macOS
     ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}, "madvise", (2, 36), False),
+    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, "madvise", (2, 36), False),  # user's choice
     ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, "madvise", (2, 36), True),
     ({"THESEUS_MALLOC": "system"}, "madvise", (2, 36), False),
 ])

@@ -29,8 +29,9 @@ only memory marked with ``madvise`` gets huge pages, and glibc marks its heap on
 re-executes itself once (same PID, same arguments) with the tunable added to
 ``GLIBC_TUNABLES``, before anything heavy is imported.
 
-``THESEUS_MALLOC=system`` leaves all three at the defaults. Outside glibc (macOS, musl)
-they do nothing.
+``THESEUS_MALLOC=system`` leaves all three at the defaults;
+``GLIBC_TUNABLES=glibc.malloc.hugetlb=0`` turns off the huge pages alone. Outside glibc
+(macOS, musl) they do nothing. ``bench/huge_pages.py`` measures the difference.
 """
 
 from __future__ import annotations
@@ -115,10 +116,12 @@ def huge_pages_wanted(environ: Mapping[str, str], mode: str,
                       glibc: tuple[int, ...] | None) -> bool:
     """Whether restarting with ``HUGE_PAGES_TUNABLE`` would give the heap huge pages: glibc
     new enough to know the tunable, THP mode ``madvise`` (``always`` gives them already,
-    ``never`` refuses them), the tunable not set yet and no ``THESEUS_MALLOC=system``."""
+    ``never`` refuses them), ``glibc.malloc.hugetlb`` not set yet (to any value: a user's
+    ``=0`` is kept) and no ``THESEUS_MALLOC=system``."""
+    tunable_name = HUGE_PAGES_TUNABLE.split("=")[0]
+    names = [t.split("=")[0] for t in environ.get("GLIBC_TUNABLES", "").split(":")]
     return (glibc is not None and glibc >= HUGE_PAGES_MIN_GLIBC and mode == "madvise"
-            and HUGE_PAGES_TUNABLE not in environ.get("GLIBC_TUNABLES", "").split(":")
-            and environ.get("THESEUS_MALLOC", "") != "system")
+            and tunable_name not in names and environ.get("THESEUS_MALLOC", "") != "system")
 
 
 def huge_pages_environ(environ: Mapping[str, str]) -> dict[str, str]:

@@ -111,6 +111,19 @@ def test_clipping_caps_global_norm():
     assert float(optax.tree.norm(clipped)) == pytest.approx(1.0, rel=1e-5)
 
 
+@pytest.mark.parametrize("scale", [0.0, 0.01, 1e6])
+def test_clipping_equals_optax_and_keeps_its_state(scale):
+    from theseus.training.optimizer import clip_by_global_norm
+
+    grads = jax.tree.map(lambda p: scale * jnp.arange(p.size, dtype=p.dtype).reshape(p.shape),
+                         named_params())
+    ours, state = jax.jit(clip_by_global_norm(1.0).update)(grads, optax.EmptyState())
+    reference, _ = optax.clip_by_global_norm(1.0).update(grads, optax.EmptyState())
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(reference)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)
+    assert state == optax.EmptyState() == clip_by_global_norm(1.0).init(named_params())
+
+
 def test_small_gradients_are_not_clipped():
     params = named_params()
     grads = jax.tree.map(lambda p: 0.01 * jnp.ones_like(p), params)

@@ -1,0 +1,106 @@
+"""What huge pages for the heap change (``theseus/host_memory.py``), on this machine's CPU.
+
+    uv run --no-sync python bench/huge_pages.py                 # the output head's dots
+    uv run --no-sync python bench/huge_pages.py --presets=tiny,small --threads=1
+
+Each measurement runs twice in its own process pinned to the first N cores: with 4 KB pages
+(``GLIBC_TUNABLES=glibc.malloc.hugetlb=0``) and with the transparent huge pages that
+``launch.py`` gives its heap (``glibc.malloc.hugetlb=1``). It prints the time of each
+bfloat16 dot of GPT-2 small's output head (float32 result, as ``model.matmul_precision=
+'bfloat16'`` runs it) and, with ``--presets``, the train step of ``bench/train.py``'s
+theseus worker (tokens/s, step time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+SHAPES = {  # name: (M, K, N) of [M, K] @ [K, N]
+    "square 1024": (1024, 1024, 1024),
+    "MLP up, batch 2 x 256": (512, 768, 3072),
+    "head forward": (512, 768, 50304),
+    "head input gradient": (512, 50304, 768),
+    "head table gradient": (50304, 512, 768),
+}
+PAGES = {"4 KB": "glibc.malloc.hugetlb=0", "2 MB": "glibc.malloc.hugetlb=1"}
+
+
+def time_dots(repeats: int = 10) -> dict[str, float]:
+    """Median milliseconds of each ``SHAPES`` dot (bfloat16 operands, float32 result)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.experimental.layout import Layout, with_layout_constraint
+
+    dot = jax.jit(lambda a, b: with_layout_constraint(
+        jnp.dot(a, b, preferred_element_type=jnp.float32), Layout(major_to_minor=(0, 1))))
+    key = jax.random.key(0)
+    out = {}
+    for name, (m, k, n) in SHAPES.items():
+        a = jax.random.normal(key, (m, k), jnp.bfloat16)
+        b = jax.random.normal(key, (k, n), jnp.bfloat16)
+        dot(a, b).block_until_ready()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            dot(a, b).block_until_ready()
+            times.append(time.perf_counter() - start)
+        out[name] = 1e3 * float(np.median(times))
+    return out
+
+
+def in_process(args: list[str], pages: str, threads: int, env: dict[str, str]) -> str:
+    """Runs ``python args`` pinned to ``threads`` cores with ``pages``; returns its stdout."""
+    cores = ",".join(str(i) for i in range(threads))
+    env = {**env, "GLIBC_TUNABLES": PAGES[pages], "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(["taskset", "-c", cores, sys.executable, *args], env=env,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[0]} failed:\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def one_thread_env() -> dict[str, str]:
+    """This environment with XLA held to one thread, as ``bench/train.py`` runs it."""
+    flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    return {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()}
+
+
+def main() -> None:
+    """Prints the dot table and, with ``--presets``, the train-step comparison."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--presets", default="", help="also time bench/train.py's presets")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--dots_worker", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.dots_worker:
+        return print(json.dumps(time_dots()))
+    env = one_thread_env() if args.threads == 1 else dict(os.environ)
+    dots = {pages: json.loads(in_process([__file__, "--dots_worker"], pages, args.threads,
+                                         env).splitlines()[-1]) for pages in PAGES}
+    print(f"bfloat16 dots, float32 result, {args.threads} thread(s): ms (GFLOP/s)")
+    for name, (m, k, n) in SHAPES.items():
+        gflops = {pages: 2 * m * k * n / dots[pages][name] / 1e6 for pages in PAGES}
+        cells = "  ".join(f"{pages} {dots[pages][name]:7.1f} ({gflops[pages]:4.0f})"
+                          for pages in PAGES)
+        print(f"  {name:<24} [{m}, {k}] @ [{k}, {n}]  {cells}")
+    for preset in filter(None, args.presets.split(",")):
+        for pages in PAGES:
+            worker = [os.path.join(BENCH, "train.py"), "--worker=jax", f"--preset={preset}",
+                      f"--threads_now={args.threads}", "--precision_now=bfloat16"]
+            out = in_process(worker, pages, args.threads,
+                             {**env, "THESEUS_COMPILE_CACHE": "off"})
+            r = json.loads(next(x for x in out.splitlines() if x.startswith("RESULT "))[7:])
+            print(f"{preset}, bfloat16, {pages} pages: {r['tokens_per_sec']:,.0f} tokens/s, "
+                  f"step {r['step_s'] * 1e3:.1f} ms (data {r['data_s'] * 1e3:.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()
