@@ -22,8 +22,8 @@ A third, ``reexec_with_huge_pages`` (run first thing by ``launch.py``, ``theseus
 ``theseus sample``), backs that heap with 2 MB transparent huge pages. A train step's dots
 stream through hundreds of megabytes (GPT-2 small's output head: a 77 MB table and a 103 MB
 logits array at batch 2 x 256), and with 4 KB pages the TLB misses dominate: that head's
-forward dot ran at 200 GFLOP/s against 500 with huge pages, and a whole step of GPT-2 small
-took 2.5 s against 2.0 s. On kernels whose THP mode is ``madvise`` (the common default)
+forward dot ran at 200-330 GFLOP/s against 500-560 with huge pages, and a train step took
+12 % (tiny) and 3-22 % (GPT-2 small, depending on the machine's load) longer. On kernels whose THP mode is ``madvise`` (the common default)
 only memory marked with ``madvise`` gets huge pages, and glibc marks its heap only when the
 ``glibc.malloc.hugetlb=1`` tunable is set when the process starts; so the process
 re-executes itself once (same PID, same arguments) with the tunable added to
