@@ -56,21 +56,19 @@ def time_dots(repeats: int = 10) -> dict[str, float]:
     return out
 
 
-def in_process(args: list[str], pages: str, threads: int, env: dict[str, str]) -> str:
-    """Runs ``python args`` pinned to ``threads`` cores with ``pages``; returns its stdout."""
+def in_process(args: list[str], pages: str, threads: int) -> str:
+    """Runs ``python args`` pinned to ``threads`` cores with ``pages``, in the environment of
+    ``bench/train.py``'s theseus worker; returns its stdout."""
+    sys.path.insert(0, BENCH)
+    from train import worker_env
+
     cores = ",".join(str(i) for i in range(threads))
-    env = {**env, "GLIBC_TUNABLES": PAGES[pages], "JAX_PLATFORMS": "cpu"}
+    env = {**worker_env("jax", threads), "GLIBC_TUNABLES": PAGES[pages]}
     proc = subprocess.run(["taskset", "-c", cores, sys.executable, *args], env=env,
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{args[0]} failed:\n{proc.stderr[-3000:]}")
     return proc.stdout
-
-
-def one_thread_env() -> dict[str, str]:
-    """This environment with XLA held to one thread, as ``bench/train.py`` runs it."""
-    flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    return {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()}
 
 
 def main() -> None:
@@ -82,9 +80,8 @@ def main() -> None:
     args = p.parse_args()
     if args.dots_worker:
         return print(json.dumps(time_dots()))
-    env = one_thread_env() if args.threads == 1 else dict(os.environ)
-    dots = {pages: json.loads(in_process([__file__, "--dots_worker"], pages, args.threads,
-                                         env).splitlines()[-1]) for pages in PAGES}
+    dots = {pages: json.loads(in_process([__file__, "--dots_worker"], pages,
+                                         args.threads).splitlines()[-1]) for pages in PAGES}
     print(f"bfloat16 dots, float32 result, {args.threads} thread(s): ms (GFLOP/s)")
     for name, (m, k, n) in SHAPES.items():
         gflops = {pages: 2 * m * k * n / dots[pages][name] / 1e6 for pages in PAGES}
@@ -95,8 +92,7 @@ def main() -> None:
         for pages in PAGES:
             worker = [os.path.join(BENCH, "train.py"), "--worker=jax", f"--preset={preset}",
                       f"--threads_now={args.threads}", "--precision_now=bfloat16"]
-            out = in_process(worker, pages, args.threads,
-                             {**env, "THESEUS_COMPILE_CACHE": "off"})
+            out = in_process(worker, pages, args.threads)
             r = json.loads(next(x for x in out.splitlines() if x.startswith("RESULT "))[7:])
             print(f"{preset}, bfloat16, {pages} pages: {r['tokens_per_sec']:,.0f} tokens/s, "
                   f"step {r['step_s'] * 1e3:.1f} ms (data {r['data_s'] * 1e3:.1f} ms)")

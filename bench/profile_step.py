@@ -63,17 +63,10 @@ def main() -> None:
     import train as bench_train
 
     from theseus.training import sharding
-    from theseus.training.state import StateFactory
-    from theseus.training.train_step import make_train_step
 
     host_memory.run_cpu_inline()
     exp = bench_train.build_experiment(args.preset, 2, 256, args.precision)
-    cfg, opt = exp.trainer, exp.optimizer
-    mesh, tx = sharding.make_mesh(), opt.make(cfg.num_steps)
-    factory = StateFactory(exp.model, tx, cfg.seed, mesh)
-    state = factory.init()
-    step = jax.jit(make_train_step(factory.graphdef, tx, opt.schedule.make(
-        opt.learning_rate, cfg.num_steps), cfg.seed, False), donate_argnums=0)
+    state, step, mesh = bench_train.train_step_of(exp)
     batch = sharding.global_batch(next(bench_train.batches(exp)), mesh)
     ops = op_table(step.lower(state, batch).compile().as_text())
     for _ in range(3):

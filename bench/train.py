@@ -21,9 +21,9 @@ The last ratio printed for each setting compares each side at its faster precisi
 ``small`` is GPT-2 small (124M) run at a reduced batch and context (``--small_batch``,
 ``--small_seq_len``), with float32 parameters and activations like the twin, on the tiny
 preset's Shakespeare tokens (ids below 2,048, so the 50,257-token tokenizer is not
-trained for a benchmark). JAX at one thread runs with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``; torch with
-``torch.set_num_threads(N)``. The persistent compilation cache is off, so the compile time
-is a real compile.
+trained for a benchmark). JAX at one thread runs with
+``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``; torch with ``torch.set_num_threads(N)``.
+The persistent compilation cache is off, so the compile time is a real compile.
 """
 
 from __future__ import annotations
@@ -103,6 +103,26 @@ def result(framework: str, exp: Any, steps: int, timer: Timer, compile_s: float,
             **{f"{k}_s": v / steps for k, v in timer.seconds.items()}}
 
 
+def train_step_of(exp: Any) -> tuple[Any, Callable[..., Any], Any]:
+    """The initial state, the jitted train step (state donated, as ``TrainingLoop`` jits it)
+    and the mesh of ``exp``. Call ``host_memory.run_cpu_inline`` before it, as
+    ``theseus.runner.run`` does before the backend starts."""
+    import jax
+
+    from theseus.training import sharding
+    from theseus.training.state import StateFactory
+    from theseus.training.train_step import make_train_step
+
+    cfg, opt = exp.trainer, exp.optimizer
+    mesh = sharding.make_mesh()
+    tx = opt.make(cfg.num_steps)
+    factory = StateFactory(exp.model, tx, cfg.seed, mesh)
+    step_fn = jax.jit(make_train_step(factory.graphdef, tx,
+                                      opt.schedule.make(opt.learning_rate, cfg.num_steps),
+                                      cfg.seed, exp.model.dropout > 0), donate_argnums=0)
+    return factory.init(), step_fn, mesh
+
+
 def run_jax(exp: Any, steps: int, warmup: int) -> dict[str, Any]:
     """Times theseus's train step the way ``TrainingLoop`` runs it."""
     import jax
@@ -111,19 +131,11 @@ def run_jax(exp: Any, steps: int, warmup: int) -> dict[str, Any]:
     from theseus.training import sharding
     from theseus.training.metrics import MetricsLogger
     from theseus.training.mfu import measure_matmul_peak
-    from theseus.training.state import StateFactory
-    from theseus.training.train_step import make_train_step
 
     host_memory.run_cpu_inline()  # as theseus.runner.run does, before the backend starts
     peak = measure_matmul_peak(precision=exp.model.matmul_precision)
-    cfg, opt = exp.trainer, exp.optimizer
-    mesh = sharding.make_mesh()
-    tx = opt.make(cfg.num_steps)
-    factory = StateFactory(exp.model, tx, cfg.seed, mesh)
-    state = factory.init()
-    step_fn = jax.jit(make_train_step(factory.graphdef, tx,
-                                      opt.schedule.make(opt.learning_rate, cfg.num_steps),
-                                      cfg.seed, exp.model.dropout > 0), donate_argnums=0)
+    cfg = exp.trainer
+    state, step_fn, mesh = train_step_of(exp)
     it = batches(exp)
     put = lambda b: sharding.global_batch(b, mesh)
     t = time.perf_counter()
@@ -260,7 +272,8 @@ def launch_worker(framework: str, preset: str, threads: int, precision: str,
 
 def describe(r: dict[str, Any]) -> str:
     """One line of figures for one worker."""
-    return (f"  {r['framework']:<10} {r['precision']:<8} {r['tokens_per_sec']:>9,.0f} tok/s  step {r['step_s'] * 1e3:7.1f} ms "
+    return (f"  {r['framework']:<10} {r['precision']:<8} {r['tokens_per_sec']:>9,.0f} tok/s  "
+            f"step {r['step_s'] * 1e3:7.1f} ms "
             f"(data {r['data_s'] * 1e3:.1f} / device {r['device_s'] * 1e3:.1f} / logging "
             f"{r['logging_s'] * 1e3:.1f})  MFU {r['mfu']:.1%} of {r['peak_gflops']:.0f} GFLOP/s  "
             f"{'compile' if r['framework'] == 'theseus' else 'first step'} {r['compile_s']:.1f} s  "

@@ -55,8 +55,8 @@ def tiny() -> fdl.Config[Experiment]:
     4.3381). ``--fdl_set=model.matmul_precision=float32`` turns it off.
 
     Hardware: a laptop or 2 CPU cores, in about 2 minutes (about 19,000-21,000 tokens/s
-    on 2 Sapphire Rapids cores). Validation loss ends near 4.34 nats, 1.68 below the unigram entropy of the
-    validation tokens (6.02).
+    on 2 Sapphire Rapids cores). Validation loss ends near 4.34 nats, 1.68 below the
+    unigram entropy of the validation tokens (6.02).
     """
     cfg = base(num_layers=4, d_model=128, num_heads=4, seq_len=128, vocab_size=2048,
                batch_size=16, num_steps=800, learning_rate=3e-3, warmup_steps=50,

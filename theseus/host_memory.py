@@ -23,11 +23,11 @@ A third, ``reexec_with_huge_pages`` (run first thing by ``launch.py``, ``theseus
 stream through hundreds of megabytes (GPT-2 small's output head: a 77 MB table and a 103 MB
 logits array at batch 2 x 256), and with 4 KB pages the TLB misses dominate: that head's
 forward dot ran at 200-330 GFLOP/s against 500-560 with huge pages, and a train step took
-12 % (tiny) and 3-22 % (GPT-2 small, depending on the machine's load) longer. On kernels whose THP mode is ``madvise`` (the common default)
-only memory marked with ``madvise`` gets huge pages, and glibc marks its heap only when the
-``glibc.malloc.hugetlb=1`` tunable is set when the process starts; so the process
-re-executes itself once (same PID, same arguments) with the tunable added to
-``GLIBC_TUNABLES``, before anything heavy is imported.
+12 % (tiny) and 3-22 % (GPT-2 small, depending on the machine's load) longer. On kernels
+whose THP mode is ``madvise`` (the common default) only memory marked with ``madvise`` gets
+huge pages, and glibc marks its heap only when the ``glibc.malloc.hugetlb=1`` tunable is
+set when the process starts; so the process re-executes itself once (same PID, same
+arguments) with the tunable added to ``GLIBC_TUNABLES``, before anything heavy is imported.
 
 ``THESEUS_MALLOC=system`` leaves all three at the defaults;
 ``GLIBC_TUNABLES=glibc.malloc.hugetlb=0`` turns off the huge pages alone. Outside glibc
@@ -55,8 +55,8 @@ THP_MODE_FILE = pathlib.Path("/sys/kernel/mm/transparent_hugepage/enabled")
 STARTED_AT_VAR = "THESEUS_STARTED_AT"
 
 
-def _opted_out() -> bool:
-    return os.environ.get("THESEUS_MALLOC", "") == "system"
+def _opted_out(environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get("THESEUS_MALLOC", "") == "system"
 
 
 def check_malloc_setting(environ: Mapping[str, str]) -> None:
@@ -121,7 +121,7 @@ def huge_pages_wanted(environ: Mapping[str, str], mode: str,
     tunable_name = HUGE_PAGES_TUNABLE.split("=")[0]
     names = [t.split("=")[0] for t in environ.get("GLIBC_TUNABLES", "").split(":")]
     return (glibc is not None and glibc >= HUGE_PAGES_MIN_GLIBC and mode == "madvise"
-            and tunable_name not in names and environ.get("THESEUS_MALLOC", "") != "system")
+            and tunable_name not in names and not _opted_out(environ))
 
 
 def huge_pages_environ(environ: Mapping[str, str]) -> dict[str, str]:

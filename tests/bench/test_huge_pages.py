@@ -32,7 +32,18 @@ def test_the_two_settings_are_4kb_and_the_tunable_launch_py_adds():
         assert not host_memory.huge_pages_wanted({"GLIBC_TUNABLES": tunables}, "madvise", (2, 36))
 
 
-def test_one_thread_env_holds_xla_to_one_thread():
-    env = load().one_thread_env()
-    assert "--xla_cpu_multi_thread_eigen=false" in env["XLA_FLAGS"]
-    assert "intra_op_parallelism_threads=1" in env["XLA_FLAGS"]
+def test_workers_run_in_the_train_benchs_environment_with_the_page_setting(monkeypatch):
+    bench = load()
+    seen = {}
+
+    def fake_run(cmd, env, **kwargs):
+        seen.update(cmd=cmd, env=env)
+        return type("Done", (), {"returncode": 0, "stdout": "ok\n", "stderr": ""})()
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    assert bench.in_process(["x.py"], "4 KB", 1) == "ok\n"
+    assert seen["cmd"][:3] == ["taskset", "-c", "0"]
+    assert seen["env"]["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
+    assert "--xla_cpu_multi_thread_eigen=false" in seen["env"]["XLA_FLAGS"]
+    assert "intra_op_parallelism_threads=1" in seen["env"]["XLA_FLAGS"]
+    assert seen["env"]["THESEUS_COMPILE_CACHE"] == "off" and seen["env"]["JAX_PLATFORMS"] == "cpu"

@@ -30,10 +30,11 @@ class GPTConfig(base.HeadsMixin):
     dense layers and the output head to bfloat16 and sums their products in float32 (TPU's
     default for float32 matmuls; 4-5x faster dots on CPUs with AMX, see
     theseus/models/bf16_matmul.py); everything else stays in ``dtype``. ``'auto'`` picks
-    ``bfloat16`` on CPUs with AMX and ``float32`` elsewhere. ``attention`` picks the attention kernel: ``manual_vjp``
-    (the default: einsums with a hand-written backward pass, fastest on CPU), ``reference``
-    (einsums, backward derived by JAX), ``dot_product`` (``jax.nn.dot_product_attention``,
-    cuDNN on GPU) or ``splash`` (TPU only). ``remat`` recomputes each block's activations in
+    ``bfloat16`` on CPUs with AMX and ``float32`` elsewhere. ``attention`` picks the
+    attention kernel: ``manual_vjp`` (the default: einsums with a hand-written backward
+    pass, fastest on CPU), ``reference`` (einsums, backward derived by JAX),
+    ``dot_product`` (``jax.nn.dot_product_attention``, cuDNN on GPU) or ``splash`` (TPU
+    only). ``remat`` recomputes each block's activations in
     the backward pass to save memory.
     ``cpu_fusion_boundary`` (on by default; CPU only, no effect elsewhere) materialises the
     residual stream's cotangent at each block input and between the attention and MLP
