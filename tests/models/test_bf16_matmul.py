@@ -75,6 +75,26 @@ def test_nt_variant_multiplies_by_the_transpose():
     np.testing.assert_allclose(dtable, _f32_dot(_round(dy).T, _round(x)), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("K", [1024, 1025, 2500])
+def test_a_long_contraction_in_pieces_is_the_same_product(K):
+    """Past ``_CONTRACTION_PIECE`` the forward product and the input gradient are sums of
+    pieces (uneven ones for K = 1025 and 2500); they equal the whole rounded product."""
+    x, w, dy = normal(8, K), normal(K, 24, seed=1), normal(8, 24, seed=2)
+    y, vjp = jax.vjp(lambda a, b: bf16_matmul(a, b, jnp.float32), x, w)
+    dx, dw = jax.jit(vjp)(dy)
+    np.testing.assert_allclose(y, _f32_dot(_round(x), _round(w)), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(dx, _f32_dot(_round(dy), _round(w).T), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(dw, _f32_dot(_round(x).T, _round(dy)), rtol=1e-5, atol=1e-4)
+
+
+def test_contraction_pieces_are_even_and_cover_the_whole():
+    a, w = normal(4, 2500), normal(2500, 6, seed=1)
+    text = jax.jit(module._dot_over_weight).lower(a.astype(jnp.bfloat16),
+                                                  w.astype(jnp.bfloat16)).as_text()
+    assert set(re.findall(r"tensor<4x(\d+)xbf16>", text)) - {"2500"} == {"833", "834"}
+    assert len(re.findall(r"dot_general", text)) == 3
+
+
 def test_materialized_transpose_keeps_values_and_nans():
     x = normal(5, 7).at[2, 3].set(jnp.nan)
     np.testing.assert_array_equal(jax.jit(materialized_transpose)(x), x.T)

@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from theseus.training.cross_entropy import token_cross_entropy
+
 State = dict[str, Any]
 Batch = dict[str, jax.Array]
 MODEL_INPUTS = ("segment_ids", "positions")
@@ -35,8 +37,7 @@ def cross_entropy(logits_BTV: jax.Array, targets_BT: jax.Array,
                   mask_BT: jax.Array | None = None) -> jax.Array:
     """Mean next-token cross-entropy in nats over the targets where ``mask_BT`` is set (all
     targets without a mask), computed in float32."""
-    losses_BT = optax.softmax_cross_entropy_with_integer_labels(
-        logits_BTV.astype(jnp.float32), targets_BT)
+    losses_BT = token_cross_entropy(logits_BTV.astype(jnp.float32), targets_BT)
     if mask_BT is None:
         return losses_BT.mean()
     mask_BT = mask_BT.astype(jnp.float32)
