@@ -249,8 +249,9 @@ def worker_env(framework: str, threads: int, twin_huge_pages: bool = False) -> d
 
         env = host_memory.huge_pages_environ(env)
     if framework == "jax" and threads == 1:
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
-                            "intra_op_parallelism_threads=1").strip()
+        # Only "--" flags: XLA stops reading XLA_FLAGS at the first bare word.
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                            ).strip()
     return env
 
 

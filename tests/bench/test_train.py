@@ -39,6 +39,15 @@ def test_worker_environment_pins_threads_and_turns_the_compile_cache_off():
     assert bench.worker_env("torch", 2)["OMP_NUM_THREADS"] == "2"
 
 
+def test_one_thread_flags_follow_the_users_and_are_all_read_by_xla(monkeypatch):
+    """XLA stops reading XLA_FLAGS at the first word without "--" (it once had one, which
+    silently dropped every flag a user put after it)."""
+    bench = load()
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_xnnpack=true")
+    flags = bench.worker_env("jax", 1)["XLA_FLAGS"].split()
+    assert flags == ["--xla_cpu_use_xnnpack=true", "--xla_cpu_multi_thread_eigen=false"]
+
+
 def test_the_twin_gets_huge_pages_only_when_asked(monkeypatch):
     bench = load()
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)

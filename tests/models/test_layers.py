@@ -37,6 +37,26 @@ def test_embed_lookup_and_attend_is_float32():
     assert logits.shape == (1, 2, 10) and logits.dtype == jnp.float32
 
 
+def test_attend_with_boundary_has_the_same_logits_and_gradients():
+    emb = layers.Embed(12, 4, ("vocab", "embed"), rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (2, 3, 4))
+    targets = jnp.arange(6).reshape(2, 3)
+
+    graphdef, state = nnx.split(emb)
+
+    def loss(state, boundary):
+        logits = nnx.merge(graphdef, state).attend(x, boundary)
+        return -jnp.take_along_axis(jax.nn.log_softmax(logits), targets[..., None], -1).mean()
+
+    grad_fn = jax.jit(jax.grad(loss), static_argnums=1)
+    grads = {b: grad_fn(state, b)["embedding"][...] for b in (False, True)}
+    np.testing.assert_array_equal(emb.attend(x, True), emb.attend(x, False))
+    np.testing.assert_allclose(grads[True], grads[False], rtol=1e-6)
+    if jax.default_backend() == "cpu":
+        text = grad_fn.lower(state, True).compile().as_text()
+        assert "conditional(" in text
+
+
 def test_dropout_identity_without_key_or_rate():
     x = jnp.ones((4, 8))
     assert layers.dropout(x, 0.5, None) is x

@@ -149,4 +149,4 @@ class GPT(nnx.Module):
         x_BTD, aux = run_blocks(self.blocks, x_BTD, dropout_key, self.cfg.dropout,
                                 self.cfg.remat, segment_ids, positions,
                                 boundary=self.cfg.cpu_fusion_boundary)
-        return self.wte.attend(self.ln_f(x_BTD)), aux
+        return self.wte.attend(self.ln_f(x_BTD), self.cfg.cpu_fusion_boundary), aux

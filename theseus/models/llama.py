@@ -172,7 +172,7 @@ class Llama(nnx.Module):
                                 boundary=self.cfg.cpu_fusion_boundary)
         h_BTD = self.norm(x_BTD)
         if self.lm_head is None:
-            return self.embed.attend(h_BTD), aux
+            return self.embed.attend(h_BTD, self.cfg.cpu_fusion_boundary), aux
         kernel = self.lm_head.kernel[...].astype(self.cfg.dtype)
         logits = matmul(h_BTD.astype(self.cfg.dtype), kernel, preferred_element_type=jnp.float32,
                         precision=self.lm_head.matmul_precision)
