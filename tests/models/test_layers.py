@@ -57,6 +57,20 @@ def test_attend_with_boundary_has_the_same_logits_and_gradients():
         assert "conditional(" in text
 
 
+def test_head_boundary_only_on_float32_heads_and_only_when_enabled():
+    logits = jax.random.normal(jax.random.key(2), (2, 3, 12))
+    assert layers.head_boundary(logits, "bfloat16", True) is logits
+    assert layers.head_boundary(logits, "float32", False) is logits
+    weights = jnp.arange(12.0)
+
+    def loss(x):
+        return (jnp.sin(layers.head_boundary(x, "float32", True)) * weights).sum()
+
+    np.testing.assert_allclose(jax.grad(loss)(logits), jnp.cos(logits) * weights, rtol=1e-6)
+    if jax.default_backend() == "cpu":
+        assert "conditional(" in jax.jit(jax.grad(loss)).lower(logits).compile().as_text()
+
+
 def test_dropout_identity_without_key_or_rate():
     x = jnp.ones((4, 8))
     assert layers.dropout(x, 0.5, None) is x

@@ -32,7 +32,7 @@ from theseus.models.attention import GroupedAttention
 from theseus.models.bf16_matmul import MATMUL_PRECISIONS, resolve_matmul_precision
 from theseus.models.decoder import check_inputs, run_blocks
 from theseus.models.fusion import residual_boundary
-from theseus.models.layers import Dense, Embed, dropout, matmul
+from theseus.models.layers import Dense, Embed, dropout, head_boundary, matmul
 from theseus.models.mlp import SwiGLU
 from theseus.models.norms import RMSNorm
 
@@ -176,4 +176,5 @@ class Llama(nnx.Module):
         kernel = self.lm_head.kernel[...].astype(self.cfg.dtype)
         logits = matmul(h_BTD.astype(self.cfg.dtype), kernel, preferred_element_type=jnp.float32,
                         precision=self.lm_head.matmul_precision)
-        return logits, aux
+        return head_boundary(logits, self.lm_head.matmul_precision,
+                             self.cfg.cpu_fusion_boundary), aux

@@ -24,7 +24,7 @@ def token_cross_entropy(logits_BTV: jax.Array, targets_BT: jax.Array) -> jax.Arr
 
 
 def _forward(logits_BTV, targets_BT):
-    max_BT = jax.lax.stop_gradient(logits_BTV.max(-1))
+    max_BT = logits_BTV.max(-1)
     exp_BTV = jnp.exp(logits_BTV - max_BT[..., None])
     sum_BT = exp_BTV.sum(-1)
     target_logit_BT = jnp.take_along_axis(logits_BTV, targets_BT[..., None], -1)[..., 0]
